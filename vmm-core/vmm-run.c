@@ -1,0 +1,697 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm-run: one VM in the foreground. The daemon starts one of these per VM;
+ * by hand it boots a kernel with its console on the terminal.
+ */
+#include "layout.h"
+#include "log.h"
+#include "vm.h"
+#include "dev/acpi_pm.h"
+#include "dev/i8042.h"
+#include "dev/pci.h"
+#include "dev/rtc.h"
+#include "dev/uart8250.h"
+#include "x86/acpi.h"
+#include "x86/bootparams.h"
+#include "x86/loader.h"
+
+#include <asm/bootparam.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define VMM_RUN_VERSION "0.1.0"
+
+/* Exit codes, documented in the README. */
+enum {
+	EXIT_POWEROFF = 0,	/* the guest powered off */
+	EXIT_INTERNAL = 1,	/* an error of the VMM while running */
+	EXIT_USAGE = 2,		/* bad arguments or set-up error */
+	EXIT_REBOOT = 3,	/* the guest asked to reboot */
+	EXIT_CRASH = 4,		/* the guest crashed (triple fault, ...) */
+	/* 128 + N after signal N (130 SIGINT, 143 SIGTERM). */
+};
+
+/*
+ * What an unmodified Linux needs on a PVM host (no hardware
+ * virtualization): no XSAVE (XRSTOR cannot be emulated there), and none of
+ * the instructions the kernel would pick from the host's CPUID that the
+ * host cannot emulate and we do not carry out ourselves.
+ */
+static const char pvm_cmdline[] =
+	"noxsave nofsgsbase nopku nopcid noinvpcid "
+	"clearcpuid=cx16,smap,smep,rdrand,rdseed,umip,popcnt,rdpid,bmi1,bmi2,"
+	"abm,movbe,sse4_1,sse4_2,aes,pclmulqdq,sha_ni,clflushopt,clwb,avx,"
+	"avx2,fma,f16c,ssse3,gfni,vaes,vpclmulqdq,erms,fsrm nowatchdog";
+
+struct options {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned int cpus;
+	uint64_t memory;
+	const char *console;
+	bool stats;
+	bool classic;
+	bool no_pvm_cmdline;
+};
+
+struct vmm {
+	struct options opt;
+	struct vm *vm;
+	struct uart8250 *uart;
+	struct i8042 *i8042;
+	struct rtc *rtc;
+	struct pci_host *pci;
+	struct acpi_pm *pm;
+	int console_fd;
+	bool tty_raw;
+	struct termios tty_saved;
+	int signo;
+};
+
+static struct vmm *the_vmm;	/* for the terminal restore at exit */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vmm-run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
+		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
+		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
+		"\n"
+		"Boots one VM in the foreground. SIZE takes K, M, G or T (binary\n"
+		"units); a plain number is MiB. Default: 1 vCPU, 512M, console on stdio.\n"
+		"--classic-boot lets the guest decompress its own bzImage.\n"
+		"On a terminal, Ctrl-A x quits. Exit codes: 0 poweroff, 3 reboot,\n"
+		"4 guest crash, 2 bad arguments or set-up error, 1 internal error,\n"
+		"130/143 after SIGINT/SIGTERM.\n");
+}
+
+static int
+die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_ERR, fmt, ap);
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+/* Parse "512M", "4G", "1024" (MiB). Returns 0 or -EINVAL / -ERANGE. */
+static int
+parse_size(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+	unsigned int shift = 20;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (*end == 'i')
+			end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+		if (*end)
+			return -EINVAL;
+	}
+	if (v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*ret = (uint64_t)v << shift;
+	return 0;
+}
+
+/* Read a whole regular file. 0 or -errno, with a message naming it. */
+static int
+read_file(const char *what, const char *path, uint8_t **ret, size_t *ret_len)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t off = 0;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		log_err("%s '%s': %s", what, path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		log_err("%s '%s': %s", what, path, strerror(-r));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		log_err("%s '%s': is a directory", what, path);
+		r = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_err("%s '%s': not a regular file", what, path);
+		r = -EINVAL;
+		goto out;
+	}
+	if (st.st_size == 0) {
+		log_err("%s '%s': file is empty", what, path);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > 4 * GiB) {
+		log_err("%s '%s': too large (%lld bytes)", what, path,
+			(long long)st.st_size);
+		r = -EFBIG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size);
+	if (!buf) {
+		r = -ENOMEM;
+		log_err("%s '%s': out of memory", what, path);
+		goto out;
+	}
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			log_err("%s '%s': read: %s", what, path, strerror(-r));
+			free(buf);
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	*ret = buf;
+	*ret_len = off;
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "cpus", required_argument, NULL, 'n' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "console", required_argument, NULL, 'C' },
+		{ "stats", no_argument, NULL, 's' },
+		{ "classic-boot", no_argument, NULL, 'B' },
+		{ "no-pvm-cmdline", no_argument, NULL, 'P' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	unsigned long n;
+	int c;
+
+	o->cpus = 1;
+	o->memory = 512 * MiB;
+	o->console = "stdio";
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:i:c:n:m:C:svhV", longopts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'k': o->kernel = optarg; break;
+		case 'i': o->initrd = optarg; break;
+		case 'c': o->cmdline = optarg; break;
+		case 'n':
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || optarg[0] == '-')
+				return die_usage("--cpus '%s': not a number",
+						 optarg);
+			if (n == 0 || n > VM_MAX_VCPUS)
+				return die_usage("--cpus %lu: must be between 1 "
+						 "and %u", n, VM_MAX_VCPUS);
+			o->cpus = (unsigned int)n;
+			break;
+		case 'm':
+			if (parse_size(optarg, &o->memory) < 0)
+				return die_usage("--memory '%s': not a size "
+						 "(use e.g. 512M or 4G)", optarg);
+			break;
+		case 'C': o->console = optarg; break;
+		case 's': o->stats = true; break;
+		case 'B': o->classic = true; break;
+		case 'P': o->no_pvm_cmdline = true; break;
+		case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("vmm-run %s\n", VMM_RUN_VERSION); exit(0);
+		case ':':
+			return die_usage("option '%s' needs a value",
+					 argv[optind - 1]);
+		default:
+			return die_usage("unknown option '%s' (see --help)",
+					 argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return die_usage("unexpected argument '%s'", argv[optind]);
+	if (!o->kernel)
+		return die_usage("no kernel given: --kernel PATH is required");
+	return 0;
+}
+
+static int
+check_memory(const struct options *o)
+{
+	struct sysinfo si;
+	uint64_t host;
+
+	if (o->memory < 16 * MiB)
+		return die_usage("--memory %llu KiB: at least 16M is needed",
+				 (unsigned long long)(o->memory >> 10));
+	if (o->memory % (4 * KiB))
+		return die_usage("--memory must be a multiple of 4K");
+	if (sysinfo(&si) == 0) {
+		host = (uint64_t)si.totalram * si.mem_unit;
+		if (o->memory > host)
+			return die_usage("--memory %llu MiB is more than this "
+					 "host has (%llu MiB)",
+					 (unsigned long long)(o->memory >> 20),
+					 (unsigned long long)(host >> 20));
+	}
+	return 0;
+}
+
+static void
+console_restore(void)
+{
+	if (the_vmm && the_vmm->tty_raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &the_vmm->tty_saved);
+		the_vmm->tty_raw = false;
+	}
+}
+
+static int
+console_open(struct vmm *m)
+{
+	const char *c = m->opt.console;
+
+	if (strcmp(c, "stdio") == 0) {
+		m->console_fd = STDOUT_FILENO;
+		return 0;
+	}
+	if (strncmp(c, "file:", 5) == 0 && c[5]) {
+		m->console_fd = open(c + 5, O_WRONLY | O_CREAT | O_TRUNC |
+				     O_APPEND | O_CLOEXEC, 0640);
+		if (m->console_fd < 0) {
+			log_err("--console '%s': %s", c, strerror(errno));
+			return -errno;
+		}
+		return 0;
+	}
+	log_err("--console '%s': expected stdio or file:PATH", c);
+	return -EINVAL;
+}
+
+/* Feeds the terminal (or a pipe) to the UART; Ctrl-A x quits. */
+static void *
+console_input_thread(void *arg)
+{
+	struct vmm *m = arg;
+	uint8_t buf[256];
+	bool escape = false;
+
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		size_t off = 0, i, w = 0;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		if (m->tty_raw) {
+			for (i = 0; i < (size_t)n; i++) {
+				if (escape) {
+					escape = false;
+					if (buf[i] == 'x') {
+						vm_request_stop(m->vm,
+							VM_STOP_SIGNAL,
+							"Ctrl-A x on the console");
+						return NULL;
+					}
+					if (buf[i] != 0x01)
+						buf[w++] = 0x01;
+				} else if (buf[i] == 0x01) {
+					escape = true;
+					continue;
+				}
+				buf[w++] = buf[i];
+			}
+			n = (ssize_t)w;
+		}
+		while (off < (size_t)n) {
+			off += uart8250_input(m->uart, buf + off, (size_t)n - off);
+			if (off < (size_t)n) {
+				if (vm_stop_reason(m->vm) != VM_STOP_NONE)
+					return NULL;
+				usleep(1000);
+			}
+		}
+	}
+}
+
+static int
+console_start_input(struct vmm *m)
+{
+	pthread_t t;
+	struct termios raw;
+
+	if (strcmp(m->opt.console, "stdio") != 0)
+		return 0;
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &m->tty_saved) == 0) {
+		raw = m->tty_saved;
+		cfmakeraw(&raw);
+		raw.c_oflag |= OPOST | ONLCR;
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) {
+			m->tty_raw = true;
+			atexit(console_restore);
+		}
+	}
+	if (pthread_create(&t, NULL, console_input_thread, m) != 0)
+		return -EAGAIN;
+	pthread_detach(t);
+	return 0;
+}
+
+static void *
+signal_thread(void *arg)
+{
+	struct vmm *m = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) == 0) {
+		m->signo = sig;
+		vm_request_stop(m->vm, VM_STOP_SIGNAL, "signal %s",
+				strsignal(sig));
+	}
+	return NULL;
+}
+
+/* Load kernel, initrd, command line, ACPI and boot_params into the VM. */
+static int
+setup_boot(struct vmm *m)
+{
+	struct vm *vm = m->vm;
+	struct kernel_info k;
+	struct boot_params bp;
+	struct acpi_config acfg;
+	uint8_t *kbuf = NULL, *ibuf = NULL;
+	size_t klen = 0, ilen = 0;
+	uint64_t initrd_gpa = 0, rsdp = 0;
+	char err[256] = "";
+	char *cmdline = NULL;
+	size_t clen;
+	uint32_t cmax;
+	int r;
+
+	r = read_file("kernel", m->opt.kernel, &kbuf, &klen);
+	if (r < 0)
+		goto out;
+	if (m->opt.initrd) {
+		r = read_file("initrd", m->opt.initrd, &ibuf, &ilen);
+		if (r < 0)
+			goto out;
+	}
+	r = loader_load_kernel(&vm->mem, kbuf, klen,
+			       m->opt.classic ? LOADER_CLASSIC :
+						LOADER_HOST_DECOMPRESS,
+			       &k, err, sizeof(err));
+	if (r < 0) {
+		log_err("kernel '%s': %s", m->opt.kernel, err);
+		goto out;
+	}
+	log_debug("kernel: %s%s%s, entry 0x%llx, 0x%llx-0x%llx",
+		  k.is_bzimage ? "bzImage" : "ELF",
+		  k.host_decompressed ? ", decompressed on the host from " : "",
+		  k.host_decompressed && k.compression ? k.compression : "",
+		  (unsigned long long)k.entry,
+		  (unsigned long long)k.load_start,
+		  (unsigned long long)k.load_end);
+	if (k.is_bzimage && !k.host_decompressed && !m->opt.classic)
+		log_warn("kernel '%s': payload (%s) not decompressed on the "
+			 "host; the guest runs its own decompressor",
+			 m->opt.kernel, k.compression ? k.compression : "?");
+
+	/* The command line, with what a PVM host needs appended. */
+	clen = (m->opt.cmdline ? strlen(m->opt.cmdline) : 0) +
+	       sizeof(pvm_cmdline) + 2;
+	cmdline = calloc(1, clen);
+	if (!cmdline) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (m->opt.cmdline)
+		strcpy(cmdline, m->opt.cmdline);
+	cmax = bootparams_cmdline_max(&k);
+	if (strlen(cmdline) > cmax) {
+		log_err("--cmdline is %zu bytes, over this kernel's limit of "
+			"%u", strlen(cmdline), cmax);
+		r = -E2BIG;
+		goto out;
+	}
+	if (vm->is_pvm && !m->opt.no_pvm_cmdline) {
+		if (strlen(cmdline) + 1 + strlen(pvm_cmdline) <= cmax) {
+			if (cmdline[0])
+				strcat(cmdline, " ");
+			strcat(cmdline, pvm_cmdline);
+		} else {
+			log_warn("no room on the command line for the PVM "
+				 "switches (limit %u bytes)", cmax);
+		}
+	}
+	if (strlen(cmdline) + 1 > LAYOUT_CMDLINE_MAX) {
+		r = -E2BIG;
+		goto out;
+	}
+	if (guest_mem_write(&vm->mem, LAYOUT_CMDLINE, cmdline,
+			    strlen(cmdline) + 1) < 0) {
+		r = -EFAULT;
+		log_err("no room for the command line in guest RAM");
+		goto out;
+	}
+	if (ibuf) {
+		r = loader_load_initrd(&vm->mem, &k, ibuf, ilen, &initrd_gpa,
+				       err, sizeof(err));
+		if (r < 0) {
+			log_err("initrd '%s': %s", m->opt.initrd, err);
+			goto out;
+		}
+	}
+	memset(&acfg, 0, sizeof(acfg));
+	acfg.nr_cpus = vm->nr_vcpus;
+	acfg.pci_mmio32_start = LAYOUT_PCI_MMIO32_START;
+	acfg.pci_mmio32_end = LAYOUT_PCI_MMIO32_END;
+	r = acpi_build(&vm->mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE, &acfg,
+		       &rsdp);
+	if (r < 0) {
+		log_err("building ACPI tables: %s", strerror(-r));
+		goto out;
+	}
+	r = bootparams_build(&vm->mem, &k, LAYOUT_CMDLINE,
+			     (uint32_t)strlen(cmdline), initrd_gpa, ilen, rsdp,
+			     &bp);
+	if (r < 0) {
+		log_err("building boot_params: %s", strerror(-r));
+		goto out;
+	}
+	if (guest_mem_write(&vm->mem, LAYOUT_BOOT_PARAMS, &bp, sizeof(bp)) < 0) {
+		r = -EFAULT;
+		goto out;
+	}
+	r = vm_setup_long_mode(vm, k.entry, LAYOUT_BOOT_PARAMS);
+	if (r < 0)
+		log_err("setting up the boot vCPU: %s", strerror(-r));
+out:
+	free(kbuf);
+	free(ibuf);
+	free(cmdline);
+	return r;
+}
+
+static int
+setup_devices(struct vmm *m)
+{
+	struct vm *vm = m->vm;
+	uint64_t low = vm->mem.regions[0].size;
+	uint64_t high = vm->mem.nr_regions > 1 ? vm->mem.regions[1].size : 0;
+
+	m->uart = uart8250_new(&vm->pio, PORT_COM1, IRQ_COM1, &vm->platform,
+			       m->console_fd);
+	m->i8042 = i8042_new(&vm->pio, &vm->platform);
+	m->rtc = rtc_new(&vm->pio, &vm->platform, low, high, vm->nr_vcpus);
+	m->pci = pci_host_new(&vm->pio, &vm->mmio, &vm->platform);
+	m->pm = acpi_pm_new(&vm->pio, &vm->platform);
+	if (!m->uart || !m->i8042 || !m->rtc || !m->pci || !m->pm) {
+		log_err("setting up the platform devices failed");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void
+print_stats(struct vmm *m)
+{
+	unsigned int i, k;
+
+	fprintf(stderr, "vmm-run: exits per vCPU:\n");
+	for (i = 0; i < m->vm->nr_vcpus; i++) {
+		const struct vcpu_stats *s = &m->vm->vcpus[i].stats;
+
+		fprintf(stderr, "  vcpu%u: runs=%llu", i,
+			(unsigned long long)s->runs);
+		for (k = 0; k < VCPU_EXIT_MAX; k++)
+			if (s->exits[k])
+				fprintf(stderr, " %s=%llu",
+					vcpu_exit_kind_name(k),
+					(unsigned long long)s->exits[k]);
+		fputc('\n', stderr);
+	}
+	fprintf(stderr, "  unowned: pio=%llu mmio=%llu\n",
+		(unsigned long long)bus_unowned_count(&m->vm->pio),
+		(unsigned long long)bus_unowned_count(&m->vm->mmio));
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vmm m;
+	struct vm_config cfg;
+	char err[256] = "";
+	enum vm_stop_reason reason;
+	sigset_t set;
+	pthread_t sigt;
+	int r, code;
+
+	memset(&m, 0, sizeof(m));
+	m.console_fd = -1;
+	the_vmm = &m;
+	log_set_tag("vmm-run");
+	code = parse_args(argc, argv, &m.opt);
+	if (code)
+		return code;
+	if (check_memory(&m.opt))
+		return EXIT_USAGE;
+	if (access(m.opt.kernel, R_OK) < 0) {
+		log_err("kernel '%s': %s", m.opt.kernel, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (m.opt.initrd && access(m.opt.initrd, R_OK) < 0) {
+		log_err("initrd '%s': %s", m.opt.initrd, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (console_open(&m) < 0)
+		return EXIT_USAGE;
+
+	/* Signals go to one thread; vCPU threads take only their kick. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.nr_vcpus = m.opt.cpus;
+	cfg.ram_size = m.opt.memory;
+	cfg.pvm_workarounds = true;
+	r = vm_new(&cfg, &m.vm, err, sizeof(err));
+	if (r < 0) {
+		log_err("%s", err);
+		return EXIT_USAGE;
+	}
+	if (m.vm->is_pvm)
+		log_info("host KVM is PVM (no hardware virtualization): guest "
+			 "kernel code runs emulated, many times slower; "
+			 "instructions the host cannot emulate are carried "
+			 "out by vmm-run%s", m.opt.no_pvm_cmdline ? "" :
+			 ", and the guest command line gets the PVM switches");
+	if (setup_devices(&m) < 0 || setup_boot(&m) < 0) {
+		code = EXIT_USAGE;
+		goto out;
+	}
+	if (pthread_create(&sigt, NULL, signal_thread, &m) != 0) {
+		code = EXIT_INTERNAL;
+		goto out;
+	}
+	pthread_detach(sigt);
+	if (console_start_input(&m) < 0 || vm_start(m.vm) < 0) {
+		log_err("cannot start threads");
+		code = EXIT_INTERNAL;
+		vm_request_stop(m.vm, VM_STOP_ERROR, "cannot start threads");
+	}
+	reason = vm_wait(m.vm);
+	console_restore();
+	switch (reason) {
+	case VM_STOP_POWEROFF:
+		code = EXIT_POWEROFF;
+		log_info("guest powered off");
+		break;
+	case VM_STOP_REBOOT:
+		code = EXIT_REBOOT;
+		log_info("guest asked to reboot (%s)", m.vm->stop_message);
+		break;
+	case VM_STOP_CRASH:
+		code = EXIT_CRASH;
+		log_err("guest crashed: %s", m.vm->stop_message);
+		break;
+	case VM_STOP_SIGNAL:
+		/* 128 + signal, as a shell reports it; Ctrl-A x is 0. */
+		code = m.signo ? 128 + m.signo : EXIT_POWEROFF;
+		log_info("stopped: %s", m.vm->stop_message);
+		break;
+	default:
+		code = EXIT_INTERNAL;
+		log_err("stopped on an error: %s", m.vm->stop_message);
+		break;
+	}
+	if (m.opt.stats)
+		print_stats(&m);
+out:
+	console_restore();
+	fflush(NULL);
+	/* Detached threads (console input, signals) may still hold
+	 * pointers into the VM: exit without tearing it down. */
+	_exit(code);
+}
