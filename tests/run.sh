@@ -67,6 +67,9 @@ if [ -z "${TESTS_ONLY_UNIT:-}" ]; then
 	for t in tests/integration/bg_*.sh; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t" .sh)
+		if [ -n "${TESTS_FILTER:-}" ] && ! [[ integration/$name =~ $TESTS_FILTER ]]; then
+			continue
+		fi
 		"$t" start >"$LOGDIR/$name.start.log" 2>&1 &
 		bg_pids+=($!)
 	done

@@ -376,12 +376,25 @@ console_input_thread(void *arg)
 			n = (ssize_t)w;
 		}
 		while (off < (size_t)n) {
+			struct pollfd pfd[2] = {
+				{ .fd = uart8250_input_eventfd(m->uart),
+				  .events = POLLIN },
+				{ .fd = m->vm->stop_eventfd, .events = POLLIN },
+			};
+			uint64_t ev;
+
 			off += uart8250_input(m->uart, buf + off, (size_t)n - off);
-			if (off < (size_t)n) {
-				if (vm_stop_reason(m->vm) != VM_STOP_NONE)
-					return NULL;
-				usleep(1000);
-			}
+			if (off == (size_t)n)
+				break;
+			/* The guest is not reading: wait until it drained
+			 * its input, or the VM stops. */
+			if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+				return NULL;
+			if (pfd[1].revents)
+				return NULL;
+			if (read(pfd[0].fd, &ev, sizeof(ev)) < 0 &&
+			    errno != EAGAIN)
+				return NULL;
 		}
 	}
 }

@@ -854,6 +854,66 @@ test_clac_stac(void **state)
 	EXPECT_UNHANDLED(&s, 0x0f, 0x01, 0xd0);
 }
 
+/* verr / verw against a GDT in guest memory (Linux's MDS verw). */
+static void
+test_verr_verw(void **state)
+{
+	struct emu_vcpu s;
+
+	(void)state;
+	/* GDT at 0x500 of the fake memory: null, null, code64, data, a
+	 * not-present data segment, a DPL 3 read-only data segment. */
+	mem_put64(0x500, 0);
+	mem_put64(0x508, 0);
+	mem_put64(0x510, 0x00af9b000000ffffULL);
+	mem_put64(0x518, 0x00cf93000000ffffULL);
+	mem_put64(0x520, 0x00cf13000000ffffULL);
+	mem_put64(0x528, 0x00cff1000000ffffULL);
+
+	/* verw [rip + 0x100] with the selector 0x18 there: writable. */
+	vcpu_long(&s);
+	s.sregs.gdt.base = A(0x500);
+	s.sregs.gdt.limit = 0x2f;
+	mem_put64(0x000 + 7 + 0x100, 0x18);
+	s.regs.rip = A(0);
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0x2d, 0x00, 0x01, 0x00, 0x00),
+			 EMU_OK);
+	assert_true(s.regs.rflags & FL_ZF);
+	assert_int_equal(s.regs.rip, A(7));
+
+	/* verw ax: code segment not writable; verr ax: readable code. */
+	vcpu_long(&s);
+	s.sregs.gdt.base = A(0x500);
+	s.sregs.gdt.limit = 0x2f;
+	s.regs.rax = 0x10;
+	s.regs.rflags = 0x2 | FL_ZF;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe8), EMU_OK);
+	assert_false(s.regs.rflags & FL_ZF);
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe0), EMU_OK);
+	assert_true(s.regs.rflags & FL_ZF);
+	/* Not present, beyond the limit, null, LDT: never verified. */
+	s.regs.rax = 0x20;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe8), EMU_OK);
+	assert_false(s.regs.rflags & FL_ZF);
+	s.regs.rax = 0x38;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe0), EMU_OK);
+	assert_false(s.regs.rflags & FL_ZF);
+	s.regs.rax = 0x0;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe0), EMU_OK);
+	assert_false(s.regs.rflags & FL_ZF);
+	s.regs.rax = 0x1c;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe0), EMU_OK);
+	assert_false(s.regs.rflags & FL_ZF);
+	/* A DPL 3 read-only data segment: readable, not writable. */
+	s.regs.rax = 0x2b;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe0), EMU_OK);
+	assert_true(s.regs.rflags & FL_ZF);
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe8), EMU_OK);
+	assert_false(s.regs.rflags & FL_ZF);
+	/* Other 0f 00 forms (sldt, ltr, ...) are not ours. */
+	EXPECT_UNHANDLED(&s, 0x0f, 0x00, 0xc0);
+}
+
 /* cmpxchg8b / cmpxchg16b */
 
 static void
@@ -2562,6 +2622,7 @@ main(void)
 		T(test_xrstor_init_and_compacted),
 		T(test_xsave_faults),
 		T(test_clac_stac),
+		T(test_verr_verw),
 		T(test_cmpxchg16b),
 		T(test_cmpxchg16b_atomic_op),
 		T(test_cmpxchg8b),

@@ -1546,6 +1546,46 @@ exec_clac_stac(struct emu_ctx *c)
 }
 
 /*
+ * verr/verw r/m16 (0f 00 /4, /5): ZF = 1 when the selector names a present
+ * segment that is readable (verr) or writable (verw) from the current
+ * privilege level. Linux runs verw for its side effect of clearing CPU
+ * buffers (MDS mitigation, right before sti; hlt in its idle loop) and
+ * ignores the flag; we compute it from the GDT as the CPU would. LDT
+ * selectors are never verified (Linux has no LDT segments of its own).
+ */
+static enum emu_result
+exec_verr_verw(struct emu_ctx *c)
+{
+	bool is_verw = c->in.reg == 5;
+	uint64_t sel, d;
+	uint8_t buf[8];
+	bool ok = false;
+	enum emu_result r = rm_gpr_read(c, 2, &sel);
+
+	if (r != EMU_OK)
+		return r;
+	sel &= 0xffff;
+	if ((sel & ~3ULL) != 0 && !(sel & 4) && (sel | 7) <= c->sregs->gdt.limit) {
+		r = mem_read(c, c->sregs->gdt.base + (sel & ~7ULL), buf, 8);
+		if (r != EMU_OK)
+			return r;
+		d = get64(buf);
+		unsigned int type = (d >> 40) & 0xf;
+		unsigned int dpl = (d >> 45) & 3;
+		bool system = !((d >> 44) & 1), present = (d >> 47) & 1;
+		bool code = type & 8, conforming = code && (type & 4);
+		bool priv = conforming ||
+			    (dpl >= c->cpl && dpl >= (unsigned int)(sel & 3));
+
+		if (!system && present && priv)
+			ok = is_verw ? (!code && (type & 2)) :
+				       (!code || (type & 2));
+	}
+	flags_update(c, RFLAGS_ZF, ok ? RFLAGS_ZF : 0);
+	return EMU_OK;
+}
+
+/*
  * cmpxchg8b m64 / cmpxchg16b m128: compare EDX:EAX (RDX:RAX) with memory;
  * equal: store ECX:EBX (RCX:RBX), ZF = 1; else load memory into EDX:EAX
  * (RDX:RAX), ZF = 0. On a mismatch the hardware writes the old value back
@@ -1743,6 +1783,10 @@ static const struct emu_op emu_ops[] = {
 	    "clac", "", exec_clac_stac),
 	ROW(MAP_0F, 0x01, PFX_NP, F_MODRM | F_FIXED, 0xcb, CHK_NONE,
 	    "stac", "", exec_clac_stac),
+	ROW(MAP_0F, 0x00, PFX_ANY, F_MODRM | F_REGOP, 4, CHK_NONE,
+	    "verr", "E", exec_verr_verw),
+	ROW(MAP_0F, 0x00, PFX_ANY, F_MODRM | F_REGOP, 5, CHK_NONE,
+	    "verw", "E", exec_verr_verw),
 	ROW(MAP_0F, 0x0b, PFX_ANY, 0, 0, CHK_NONE, "ud2", "", exec_ud),
 	ROW(MAP_0F, 0xb9, PFX_ANY, F_MODRM, 0, CHK_NONE, "ud1", "G,E", exec_ud),
 	ROW(MAP_0F, 0xff, PFX_ANY, F_MODRM, 0, CHK_NONE, "ud0", "G,E", exec_ud),

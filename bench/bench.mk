@@ -1,0 +1,43 @@
+# Benchmark programs and the benchmark guest, included by the root Makefile
+# (after tests/guest/guest.mk). bench/run.sh runs them; see bench/README.md.
+#
+# firstline: times a VMM from its exec to a guest's console output, and
+#   samples its memory beyond guest RAM.
+# exits_vmm / exits_bare: port-I/O exits through vmm-core, and through a
+#   bare raw-ioctl KVM_RUN loop, on the same guest (outloop.bin).
+
+BENCH_DIR := $(BUILD)/bench
+BENCH_AS_FLAGS := -m32 -nostdinc -Wall -Werror
+BENCH_LD ?= ld
+BENCH_OBJCOPY ?= objcopy
+
+BENCH_BINS := $(BENCH_DIR)/firstline $(BENCH_DIR)/exits_bare \
+	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin
+
+$(BENCH_DIR)/firstline: $(OBJ)/bench/firstline.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^
+
+$(BENCH_DIR)/exits_bare: $(OBJ)/bench/exits_bare.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^
+
+$(BENCH_DIR)/exits_vmm: $(OBJ)/bench/exits_vmm.o $(BUILD)/libvmmcore.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+
+# A flat binary loaded at 0x1000, like the tiny test guests.
+$(BENCH_DIR)/outloop.bin: bench/outloop.S bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  GUEST   $@")
+	$(Q)$(CC) $(BENCH_AS_FLAGS) -c $< -o $(@:.bin=.o)
+	$(Q)$(BENCH_LD) -m elf_i386 -Ttext=0x1000 -e _start \
+		-o $(@:.bin=.elf) $(@:.bin=.o)
+	$(Q)$(BENCH_OBJCOPY) -O binary -j .text $(@:.bin=.elf) $@
+
+.PHONY: bench-build
+bench-build: $(BENCH_BINS)
+
+# The root Makefile's `bench` recipe runs bench/run.sh; these are its
+# programs.
+bench: $(BENCH_BINS)

@@ -1,0 +1,476 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The benchmarks (bench/README.md): vmm-run beside QEMU, and our exit path
+# beside a bare KVM_RUN loop. Prints what each run measured, then a table
+# of medians, ratios and targets (MET / MISSED), and writes the same as
+# key=value lines to $BUILD/bench/results.txt.
+#
+# A missed target does not fail: the machine is shared and noisy. The exit
+# status is 1 only when a measurement could not be taken at all.
+#
+# Environment (defaults in brackets):
+#   BUILD [build], VMMRUN [$BUILD/bin/vmm-run], QEMU [qemu-system-x86_64]
+#   BENCH_KERNEL [$BUILD/guest/vmlinuz]
+#   BENCH_ONLY            comma list of startup,linux,exits [all three]
+#   BENCH_STARTUP_RUNS    exec -> first UART byte runs, tiny kernel [7]
+#   BENCH_VMM_RUNS        vmm-run Debian kernel runs [3]
+#   BENCH_VMM_TIMEOUT     seconds for vmm-run's first kernel line [600]
+#   BENCH_QEMU_RUNS       QEMU Debian kernel runs, 0 to skip QEMU [1]
+#   BENCH_QEMU_TIMEOUT    seconds for QEMU's first kernel line [900]
+#   BENCH_QEMU_CPU        QEMU -cpu model [host,-arch-capabilities]
+#   BENCH_MEM_SECONDS     memory sampled this long after the line [2]
+#   BENCH_EXIT_RUNS       runs of each exit-cost program [5]
+#   BENCH_EXIT_ITERS      port writes per run [100000]
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+BUILD=${BUILD:-build}
+VMMRUN=${VMMRUN:-$BUILD/bin/vmm-run}
+QEMU=${QEMU:-qemu-system-x86_64}
+KERNEL=${BENCH_KERNEL:-$BUILD/guest/vmlinuz}
+TESTGUEST=$BUILD/guest-tests/testguest.elf
+BB=$BUILD/bench
+FIRSTLINE=$BB/firstline
+OUTLOOP=$BB/outloop.bin
+RESULTS=$BB/results.txt
+LOGS=$BB/logs
+
+ONLY=${BENCH_ONLY:-startup,linux,exits}
+STARTUP_RUNS=${BENCH_STARTUP_RUNS:-7}
+VMM_RUNS=${BENCH_VMM_RUNS:-3}
+VMM_TIMEOUT=${BENCH_VMM_TIMEOUT:-600}
+QEMU_RUNS=${BENCH_QEMU_RUNS:-1}
+QEMU_TIMEOUT=${BENCH_QEMU_TIMEOUT:-900}
+QEMU_CPU=${BENCH_QEMU_CPU:-host,-arch-capabilities}
+MEM_SECONDS=${BENCH_MEM_SECONDS:-2}
+EXIT_RUNS=${BENCH_EXIT_RUNS:-5}
+EXIT_ITERS=${BENCH_EXIT_ITERS:-100000}
+
+# What the brief fixes for the Linux comparison.
+LINUX_CMDLINE="console=ttyS0 earlyprintk=serial"
+LINUX_MEM_MIB=512
+LINUX_PATTERN="Linux version"
+# Targets.
+LINUX_RATIO_TARGET=0.10		# vmm-run time / QEMU time, at most
+MEM_TARGET_KIB=5120		# Rss beyond guest RAM, at most
+EXIT_RATIO_TARGET=0.90		# our exits/s / bare exits/s, at least
+
+errors=()
+bg_pid=
+
+# shellcheck disable=SC2317  # called from the trap
+cleanup() {
+	if [ -n "$bg_pid" ]; then
+		# firstline kills its VM on SIGTERM; its VM also dies with it.
+		kill -TERM "$bg_pid" 2>/dev/null
+		wait "$bg_pid" 2>/dev/null
+	fi
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+say() { echo "bench: $*"; }
+fail_measure() { errors+=("$1"); say "ERROR: $1"; }
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# run_waited OUT CMD...: run CMD in the background with its stdout in OUT
+# and wait, so that a signal to this script reaches the trap (which stops
+# CMD, and CMD its VM) at once rather than after CMD is done.
+run_waited() {
+	local out=$1; shift
+	"$@" >"$out" &
+	bg_pid=$!
+	wait "$bg_pid"
+	local rc=$?
+	bg_pid=
+	return $rc
+}
+
+# field KEY LINE: the value of KEY=... in a firstline result line.
+field() {
+	local k=$1 w
+	for w in $2; do
+		case "$w" in "$k="*) echo "${w#*=}"; return ;; esac
+	done
+}
+
+# median NUMBERS...: the median (mean of the middle two for an even count).
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+		END { if (NR == 0) exit
+		      if (NR % 2) print a[(NR + 1) / 2]
+		      else printf "%.6g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# calc EXPR: floating-point arithmetic and comparisons (1 or 0).
+calc() { awk "BEGIN { printf \"%.6g\\n\", ($1) }"; }
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
+
+# --- checks ----------------------------------------------------------------
+
+for f in "$VMMRUN" "$FIRSTLINE" "$BB/exits_bare" "$BB/exits_vmm" "$OUTLOOP"; do
+	if [ ! -x "$f" ] && [ ! -f "$f" ]; then
+		echo "bench: $f is missing (make bench builds it)" >&2
+		exit 1
+	fi
+done
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "bench: cannot open /dev/kvm read-write: no measurement possible" >&2
+	exit 1
+fi
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*
+
+if [ -d /sys/module/kvm_pvm ]; then
+	HOST_KVM="PVM (kvm_pvm: no VT-x/AMD-V, guest kernel mode emulated)"
+	HOST_KIND=pvm
+else
+	HOST_KVM="hardware (VT-x/AMD-V)"
+	HOST_KIND=hw
+fi
+say "host KVM: $HOST_KVM; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "logs in $LOGS, results in $RESULTS"
+START_TS=$(date +%s)
+
+declare -A R	# results, written to results.txt in the end
+
+# --- 1. exec -> first guest UART byte, tiny kernel -------------------------
+
+startup_vmm=()
+if want startup; then
+	if [ ! -f "$TESTGUEST" ]; then
+		fail_measure "startup: $TESTGUEST missing (make bench builds it)"
+	else
+		say "1. exec -> first guest UART byte: vmm-run with $TESTGUEST," \
+			"$STARTUP_RUNS runs"
+		for i in $(seq 1 "$STARTUP_RUNS"); do
+			run_waited "$LOGS/startup-vmm-$i.result" "$FIRSTLINE" -t 30 \
+				-o "$LOGS/startup-vmm-$i.console" \
+				-e "$LOGS/startup-vmm-$i.err" -- \
+				"$VMMRUN" --kernel "$TESTGUEST" --console stdio
+			line=$(cat "$LOGS/startup-vmm-$i.result")
+			if [ "$(field status "$line")" = ok ]; then
+				startup_vmm+=("$(field first_ms "$line")")
+				say "   run $i: $(field first_ms "$line") ms"
+			else
+				say "   run $i: failed: $line (see $LOGS/startup-vmm-$i.err)"
+			fi
+		done
+		if [ ${#startup_vmm[@]} -eq 0 ]; then
+			fail_measure "startup: no vmm-run run reached the guest's first byte"
+		fi
+	fi
+	say "   QEMU: no equivalent. testguest.elf is a 64-bit ELF entered like a" \
+		"vmlinux; QEMU's -kernel takes a bzImage, multiboot or PVH ELF only," \
+		"and its firmware runs before any guest kernel: not reported."
+fi
+
+# --- 2 + 3. exec -> "Linux version", memory beyond guest RAM ---------------
+
+linux_vmm=() mem_vmm_rss=() mem_vmm_pss=() mem_vmm_ram=()
+linux_qemu=() mem_qemu_rss=() mem_qemu_pss=() mem_qemu_ram=()
+qemu_timeouts=0 qemu_note="" full_cmdline=""
+if want linux; then
+	if [ ! -f "$KERNEL" ]; then
+		fail_measure "linux: $KERNEL missing (make guest builds it)"
+	else
+		# The command line the kernel gets from vmm-run, PVM switches
+		# included: the test kernel prints what it was given.
+		if [ -f "$TESTGUEST" ]; then
+			probe=$("$VMMRUN" --kernel "$TESTGUEST" --cmdline \
+				"$LINUX_CMDLINE" --console stdio </dev/null \
+				2>/dev/null | sed -n 's/^TESTGUEST-INFO .* cmdline=//p' |
+				tr -d '\r')
+			full_cmdline=$probe
+		fi
+		say "2. exec -> \"$LINUX_PATTERN\": $KERNEL, 1 vCPU," \
+			"${LINUX_MEM_MIB}M, vmm-run $VMM_RUNS runs (timeout" \
+			"${VMM_TIMEOUT} s), memory sampled for ${MEM_SECONDS} s after the line"
+		for i in $(seq 1 "$VMM_RUNS"); do
+			run_waited "$LOGS/linux-vmm-$i.result" \
+				"$FIRSTLINE" -p "$LINUX_PATTERN" \
+				-t "$VMM_TIMEOUT" -m "$MEM_SECONDS" \
+				-x /memfd:guest-ram \
+				-o "$LOGS/linux-vmm-$i.console" \
+				-e "$LOGS/linux-vmm-$i.err" -- \
+				"$VMMRUN" --kernel "$KERNEL" \
+				--cmdline "$LINUX_CMDLINE" --cpus 1 \
+				--memory "${LINUX_MEM_MIB}M" --console stdio
+			line=$(cat "$LOGS/linux-vmm-$i.result")
+			if [ "$(field status "$line")" = ok ]; then
+				t=$(field first_ms "$line")
+				linux_vmm+=("$(calc "$t / 1000")")
+				say "   vmm-run run $i: $(fmt "$t" '%.2f') ms to the line"
+			else
+				say "   vmm-run run $i: failed: $line (see $LOGS/linux-vmm-$i.err)"
+			fi
+			if [ "$(field mem "$line")" = ok ]; then
+				mem_vmm_rss+=("$(field rss_kib "$line")")
+				mem_vmm_pss+=("$(field pss_kib "$line")")
+				mem_vmm_ram+=("$(field ram_rss_kib "$line")")
+				say "   vmm-run run $i: beyond guest RAM: Rss" \
+					"$(field rss_kib "$line") KiB, Pss" \
+					"$(field pss_kib "$line") KiB (guest RAM Rss" \
+					"$(field ram_rss_kib "$line") KiB)"
+			fi
+		done
+		[ ${#linux_vmm[@]} -eq 0 ] &&
+			fail_measure "linux: no vmm-run run printed \"$LINUX_PATTERN\""
+		[ ${#mem_vmm_rss[@]} -eq 0 ] &&
+			fail_measure "memory: vmm-run's memory could not be read"
+
+		# What the kernel itself printed as its command line wins.
+		seen=$(cat "$LOGS"/linux-vmm-*.console 2>/dev/null |
+			sed -n 's/^\[ *[0-9.]*\] Command line: //p' | tr -d '\r' |
+			head -n 1)
+		if [ -n "$seen" ]; then
+			if [ -n "$full_cmdline" ] && [ "$seen" != "$full_cmdline" ]; then
+				say "   note: the Debian kernel saw a different command" \
+					"line than the test kernel; QEMU gets the Debian one"
+			fi
+			full_cmdline=$seen
+		fi
+		if [ -z "$full_cmdline" ]; then
+			full_cmdline=$LINUX_CMDLINE
+			say "   note: vmm-run's full command line unknown; QEMU gets" \
+				"the plain one"
+		fi
+
+		if [ "$QEMU_RUNS" -gt 0 ] && ! command -v "$QEMU" >/dev/null; then
+			fail_measure "linux: $QEMU not found (make bench installs qemu-system-x86)"
+		elif [ "$QEMU_RUNS" -gt 0 ]; then
+			qemu_cmd=("$QEMU" -enable-kvm -cpu "$QEMU_CPU"
+				-m "$LINUX_MEM_MIB" -nographic -kernel "$KERNEL"
+				-append "$full_cmdline" -no-reboot)
+			say "   QEMU: $QEMU_RUNS run(s), timeout $QEMU_TIMEOUT s:"
+			say "   $QEMU -enable-kvm -cpu $QEMU_CPU -m $LINUX_MEM_MIB" \
+				"-nographic -kernel $KERNEL -append \"$full_cmdline\"" \
+				"-no-reboot"
+			for i in $(seq 1 "$QEMU_RUNS"); do
+				run_waited "$LOGS/linux-qemu-$i.result" \
+					"$FIRSTLINE" -p "$LINUX_PATTERN" \
+					-t "$QEMU_TIMEOUT" -m "$MEM_SECONDS" \
+					-X $((LINUX_MEM_MIB << 20)) \
+					-o "$LOGS/linux-qemu-$i.console" \
+					-e "$LOGS/linux-qemu-$i.err" -- "${qemu_cmd[@]}"
+				line=$(cat "$LOGS/linux-qemu-$i.result")
+				st=$(field status "$line")
+				if [ "$st" = ok ]; then
+					t=$(field first_ms "$line")
+					linux_qemu+=("$(calc "$t / 1000")")
+					say "   QEMU run $i: $(fmt "$t" '%.2f') ms to the line"
+				elif [ "$st" = timeout ]; then
+					qemu_timeouts=$((qemu_timeouts + 1))
+					say "   QEMU run $i: no first line within $QEMU_TIMEOUT s"
+				else
+					say "   QEMU run $i: failed: $line (see $LOGS/linux-qemu-$i.err)"
+					sed 's/^/     /' "$LOGS/linux-qemu-$i.err" | tail -n 5
+				fi
+				if [ "$(field mem "$line")" = ok ]; then
+					mem_qemu_rss+=("$(field rss_kib "$line")")
+					mem_qemu_pss+=("$(field pss_kib "$line")")
+					mem_qemu_ram+=("$(field ram_rss_kib "$line")")
+					[ "$(field mem_at "$line")" = timeout ] &&
+						qemu_note=" (at the timeout)"
+					say "   QEMU run $i: beyond guest RAM: Rss" \
+						"$(field rss_kib "$line") KiB, Pss" \
+						"$(field pss_kib "$line") KiB$qemu_note"
+				fi
+			done
+			if [ ${#linux_qemu[@]} -eq 0 ] && [ $qemu_timeouts -eq 0 ]; then
+				fail_measure "linux: QEMU did not run (see $LOGS/linux-qemu-*.err)"
+			fi
+		fi
+	fi
+fi
+
+# --- 4. exit cost -----------------------------------------------------------
+
+exits_vmm=() exits_bare=()
+if want exits; then
+	say "4. port-write exits/s: $OUTLOOP, $EXIT_ITERS x 'out %al,\$0x80'," \
+		"$EXIT_RUNS runs each, alternating"
+	for i in $(seq 1 "$EXIT_RUNS"); do
+		for prog in bare vmm; do
+			run_waited "$LOGS/exits-$prog-$i.result" \
+				"$BB/exits_$prog" "$OUTLOOP" "$EXIT_ITERS" \
+				2>"$LOGS/exits-$prog-$i.err"
+			out=$(cat "$LOGS/exits-$prog-$i.result")
+			v=$(field exits_per_s "$out")
+			if [ -n "$v" ]; then
+				if [ $prog = bare ]; then exits_bare+=("$v"); else exits_vmm+=("$v"); fi
+				say "   run $i $prog: $v exits/s"
+			else
+				say "   run $i $prog: failed: $(head -c 300 "$LOGS/exits-$prog-$i.err")"
+			fi
+		done
+	done
+	[ ${#exits_bare[@]} -eq 0 ] && fail_measure "exits: the bare loop never ran"
+	[ ${#exits_vmm[@]} -eq 0 ] && fail_measure "exits: exits_vmm never ran"
+fi
+
+# --- table and results.txt --------------------------------------------------
+
+R[host.kvm]=$HOST_KIND
+R[host.cpus]=$(nproc)
+R[host.loadavg]=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)
+R[date]=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+rows=()
+# row METRIC VMM OTHER RATIO TARGET RESULT
+row() { rows+=("$(printf '%-40s %-14s %-22s %-9s %-12s %s' "$@")"); }
+
+if want startup; then
+	R[startup.vmm.runs_ms]=$(IFS=,; echo "${startup_vmm[*]}")
+	R[startup.qemu]=n/a
+	if [ ${#startup_vmm[@]} -gt 0 ]; then
+		m=$(median "${startup_vmm[@]}")
+		R[startup.vmm.median_ms]=$m
+		row "exec -> 1st UART byte (testguest.elf)" "$(fmt "$m" '%.1f ms')" \
+			"n/a (no equivalent)" "-" "-" "-"
+	else
+		row "exec -> 1st UART byte (testguest.elf)" "FAILED" "n/a" "-" "-" "-"
+	fi
+fi
+
+if want linux; then
+	R[linux.cmdline]=$full_cmdline
+	R[linux.vmm.runs_s]=$(IFS=,; echo "${linux_vmm[*]}")
+	R[linux.qemu.runs_s]=$(IFS=,; echo "${linux_qemu[*]}")
+	R[linux.qemu.timeouts]=$qemu_timeouts
+	R[linux.qemu.timeout_s]=$QEMU_TIMEOUT
+	R[linux.target_ratio_max]=$LINUX_RATIO_TARGET
+	vm="FAILED" qm="-" ratio="-" result="-"
+	if [ ${#linux_vmm[@]} -gt 0 ]; then
+		mv=$(median "${linux_vmm[@]}")
+		R[linux.vmm.median_s]=$mv
+		vm=$(fmt "$mv" '%.2f s')
+		if [ ${#linux_qemu[@]} -gt 0 ]; then
+			mq=$(median "${linux_qemu[@]}")
+			R[linux.qemu.median_s]=$mq
+			qm=$(fmt "$mq" '%.2f s')
+			r=$(calc "$mv / $mq")
+			R[linux.ratio]=$r
+			ratio=$(fmt "$r" '%.4f')
+			if [ "$(calc "$r <= $LINUX_RATIO_TARGET")" = 1 ]; then
+				result=MET
+			else
+				result=MISSED
+			fi
+		elif [ $qemu_timeouts -gt 0 ]; then
+			# QEMU took longer than the timeout: the true ratio is
+			# below vmm-run's time over the timeout.
+			qm=">$QEMU_TIMEOUT s (timeout)"
+			r=$(calc "$mv / $QEMU_TIMEOUT")
+			R[linux.ratio_bound]="<$r"
+			ratio="<$(fmt "$r" '%.4f')"
+			if [ "$(calc "$r <= $LINUX_RATIO_TARGET")" = 1 ]; then
+				result=MET
+			else
+				result="UNKNOWN (bound > target)"
+			fi
+		elif [ "$QEMU_RUNS" -eq 0 ]; then
+			qm="skipped"
+		else
+			qm="FAILED"
+		fi
+	fi
+	R[linux.result]=$result
+	row "exec -> \"Linux version\" (bzImage)" "$vm" "$qm" "$ratio" \
+		"<= $LINUX_RATIO_TARGET x" "$result"
+
+	R[mem.target_kib_max]=$MEM_TARGET_KIB
+	vr="FAILED" vp="FAILED" qr="-" qp="-" rr="" rp="" result="-"
+	if [ ${#mem_vmm_rss[@]} -gt 0 ]; then
+		a=$(median "${mem_vmm_rss[@]}") b=$(median "${mem_vmm_pss[@]}")
+		R[mem.vmm.rss_kib]=$a R[mem.vmm.pss_kib]=$b
+		R[mem.vmm.guest_ram_rss_kib]=$(median "${mem_vmm_ram[@]}")
+		R[mem.vmm.runs_rss_kib]=$(IFS=,; echo "${mem_vmm_rss[*]}")
+		vr=$(fmt "$(calc "$a / 1024")" '%.2f MiB')
+		vp=$(fmt "$(calc "$b / 1024")" '%.2f MiB')
+		if [ "$(calc "$a <= $MEM_TARGET_KIB")" = 1 ]; then
+			result=MET
+		else
+			result=MISSED
+		fi
+	fi
+	R[mem.result]=$result
+	if [ ${#mem_qemu_rss[@]} -gt 0 ]; then
+		c=$(median "${mem_qemu_rss[@]}") d=$(median "${mem_qemu_pss[@]}")
+		R[mem.qemu.rss_kib]=$c R[mem.qemu.pss_kib]=$d
+		R[mem.qemu.guest_ram_rss_kib]=$(median "${mem_qemu_ram[@]}")
+		[ -n "$qemu_note" ] && R[mem.qemu.sampled_at]=timeout
+		qr=$(fmt "$(calc "$c / 1024")" '%.2f MiB')
+		qp=$(fmt "$(calc "$d / 1024")" '%.2f MiB')
+		[ -n "$qemu_note" ] && qr="$qr (*)" qp="$qp (*)"
+		if [ ${#mem_vmm_rss[@]} -gt 0 ]; then
+			R[mem.ratio_rss]=$(calc "$a / $c")
+			R[mem.ratio_pss]=$(calc "$b / $d")
+			rr=$(fmt "${R[mem.ratio_rss]}" '%.3f')
+			rp=$(fmt "${R[mem.ratio_pss]}" '%.3f')
+		fi
+	fi
+	row "memory beyond guest RAM, Rss" "$vr" "$qr" "${rr:--}" \
+		"<= $((MEM_TARGET_KIB / 1024)) MiB" "$result"
+	row "memory beyond guest RAM, Pss" "$vp" "$qp" "${rp:--}" "-" "-"
+fi
+
+if want exits; then
+	R[exits.iterations]=$EXIT_ITERS
+	R[exits.vmm.runs_per_s]=$(IFS=,; echo "${exits_vmm[*]}")
+	R[exits.bare.runs_per_s]=$(IFS=,; echo "${exits_bare[*]}")
+	R[exits.target_ratio_min]=$EXIT_RATIO_TARGET
+	vm="FAILED" bm="FAILED" ratio="-" result="-"
+	[ ${#exits_vmm[@]} -gt 0 ] && { mv=$(median "${exits_vmm[@]}");
+		R[exits.vmm.median_per_s]=$mv; vm="$(fmt "$mv" '%.0f')/s"; }
+	[ ${#exits_bare[@]} -gt 0 ] && { mb=$(median "${exits_bare[@]}");
+		R[exits.bare.median_per_s]=$mb; bm="bare $(fmt "$mb" '%.0f')/s"; }
+	if [ ${#exits_vmm[@]} -gt 0 ] && [ ${#exits_bare[@]} -gt 0 ]; then
+		r=$(calc "$mv / $mb")
+		R[exits.ratio]=$r
+		ratio=$(fmt "$r" '%.3f')
+		if [ "$(calc "$r >= $EXIT_RATIO_TARGET")" = 1 ]; then
+			result=MET
+		else
+			result=MISSED
+		fi
+	fi
+	R[exits.result]=$result
+	row "port-write exits/s (vcpu_run_once+bus)" "$vm" "$bm" "$ratio" \
+		">= $EXIT_RATIO_TARGET x" "$result"
+fi
+
+R[errors]=${#errors[@]}
+{
+	echo "# make bench, $(date -u +%Y-%m-%dT%H:%M:%SZ): key=value; times in"
+	echo "# the unit the key names; medians of the runs listed beside them."
+	for k in $(printf '%s\n' "${!R[@]}" | sort); do
+		echo "$k=${R[$k]}"
+	done
+} >"$RESULTS"
+
+echo
+echo "== vmm-run benchmarks: host KVM $HOST_KIND, $(nproc) CPUs, load" \
+	"$(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - START_TS )) s =="
+printf '%-40s %-14s %-22s %-9s %-12s %s\n' "metric (median)" "vmm-run" \
+	"QEMU / bare loop" "ratio" "target" "result"
+printf '%s\n' "${rows[@]}"
+if want linux && [ -n "$full_cmdline" ]; then
+	echo "command line (both VMMs): $full_cmdline"
+fi
+if want linux && [ -n "$qemu_note" ]; then
+	echo "(*) QEMU printed no first line: its memory was read at the timeout"
+fi
+if [ "$HOST_KIND" = pvm ]; then
+	echo "note: on this PVM host guest kernel code is emulated (~4000x slower)"
+	echo "      and each userspace exit costs microseconds; absolute times mean"
+	echo "      little, the ratios are what to compare."
+fi
+echo "results: $RESULTS"
+if [ ${#errors[@]} -gt 0 ]; then
+	echo "bench: ${#errors[@]} measurement(s) could not be taken:"
+	printf '  %s\n' "${errors[@]}"
+	exit 1
+fi
+exit 0

@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The virtio-pci transport and device core, driven through the harness as
+ * Linux's virtio_pci_modern would drive them, with a trivial "echo"
+ * device defined here (it copies what it reads into what it may write):
+ * enumeration, the capability layout, feature negotiation, queue setup,
+ * round trips through the doorbell and the eventfds on the I/O thread,
+ * MSI-X masking and the PBA, reset in the middle of I/O, device config,
+ * the PCI-config window, the ISR, and NEEDS_RESET on a hostile ring.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <linux/virtio_pci.h>
+
+#include "helpers/virtio_harness.h"
+#include "layout.h"
+#include "log.h"
+#include "virtio/virtio.h"
+#include "virtio/virtio_pci.h"
+
+#define ECHO_ID			42	/* not a registered virtio id */
+#define ECHO_F_UPPER		0	/* device feature: upper-case echo */
+#define ECHO_F_NEEDS_UPPER	1	/* refused without ECHO_F_UPPER */
+#define ECHO_MAGIC		0xec40ec40u
+#define ECHO_QUEUES		2
+#define ECHO_QMAX		64
+#define RAM			(64ULL << 20)
+#define TMO			2000
+
+#define F_V1	(1ULL << VIRTIO_F_VERSION_1)
+#define F_EVT	(1ULL << VIRTIO_RING_F_EVENT_IDX)
+#define F_IND	(1ULL << VIRTIO_RING_F_INDIRECT_DESC)
+
+struct echo {
+	struct virtio_device vdev;
+	uint32_t scratch;
+	unsigned int delay_us;		/* per request, to make I/O slow */
+	pthread_t io_thread;		/* where callbacks ran */
+	bool in_notify;			/* atomics: seen by the test thread */
+	unsigned int resets;
+	unsigned int activates;
+	unsigned int served;
+	bool touched_after_reset;
+	bool callback_off_thread;
+};
+
+static void
+echo_note_thread(struct echo *e)
+{
+	if (!__atomic_load_n(&e->io_thread, __ATOMIC_RELAXED))
+		__atomic_store_n(&e->io_thread, pthread_self(),
+				 __ATOMIC_RELAXED);
+	else if (!pthread_equal(e->io_thread, pthread_self()))
+		e->callback_off_thread = true;
+}
+
+static void
+echo_config_read(struct virtio_device *vdev, uint32_t off, void *data,
+		 uint32_t len)
+{
+	struct echo *e = vdev->opaque;
+	uint8_t cfg[8];
+
+	memcpy(cfg, &(uint32_t){ ECHO_MAGIC }, 4);
+	memcpy(cfg + 4, &e->scratch, 4);
+	memcpy(data, cfg + off, len);
+}
+
+static void
+echo_config_write(struct virtio_device *vdev, uint32_t off, const void *data,
+		  uint32_t len)
+{
+	struct echo *e = vdev->opaque;
+
+	if (off == 4 && len == 4)
+		memcpy(&e->scratch, data, 4);
+}
+
+static int
+echo_features_ok(struct virtio_device *vdev, uint64_t f)
+{
+	(void)vdev;
+	if ((f & (1ULL << ECHO_F_NEEDS_UPPER)) && !(f & (1ULL << ECHO_F_UPPER)))
+		return -EINVAL;
+	return 0;
+}
+
+static void
+echo_queue_notify(struct virtio_device *vdev, struct virtq *vq)
+{
+	struct echo *e = vdev->opaque;
+	struct iovec iov[ECHO_QMAX];
+	struct virtq_elem el;
+	uint8_t buf[4096];
+	size_t n, got, put;
+	unsigned int i;
+
+	echo_note_thread(e);
+	__atomic_store_n(&e->in_notify, true, __ATOMIC_SEQ_CST);
+	while (virtq_pop(vq, iov, ECHO_QMAX, &el) == 1) {
+		if (e->delay_us)
+			usleep(e->delay_us);
+		got = 0;
+		for (i = 0; i < el.nr_out && got < sizeof(buf); i++) {
+			n = iov[i].iov_len;
+			if (n > sizeof(buf) - got)
+				n = sizeof(buf) - got;
+			memcpy(buf + got, iov[i].iov_base, n);
+			got += n;
+		}
+		if (virtio_has_feature(vdev, ECHO_F_UPPER))
+			for (i = 0; i < got; i++)
+				if (buf[i] >= 'a' && buf[i] <= 'z')
+					buf[i] = (uint8_t)(buf[i] - 32);
+		put = 0;
+		for (i = el.nr_out; i < el.nr_out + el.nr_in && put < got; i++) {
+			n = iov[i].iov_len;
+			if (n > got - put)
+				n = got - put;
+			memcpy(iov[i].iov_base, buf + put, n);
+			put += n;
+		}
+		virtq_push(vq, el.head, (uint32_t)put);
+		__atomic_add_fetch(&e->served, 1, __ATOMIC_SEQ_CST);
+		virtio_queue_signal(vdev, vq);
+	}
+	__atomic_store_n(&e->in_notify, false, __ATOMIC_SEQ_CST);
+}
+
+static void
+echo_activate(struct virtio_device *vdev)
+{
+	struct echo *e = vdev->opaque;
+
+	echo_note_thread(e);
+	__atomic_add_fetch(&e->activates, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+echo_reset(struct virtio_device *vdev)
+{
+	struct echo *e = vdev->opaque;
+
+	echo_note_thread(e);
+	/* The core runs reset on the I/O thread, never inside a notify. */
+	if (__atomic_load_n(&e->in_notify, __ATOMIC_SEQ_CST))
+		e->touched_after_reset = true;
+	__atomic_add_fetch(&e->resets, 1, __ATOMIC_SEQ_CST);
+}
+
+static const struct virtio_device_ops echo_ops = {
+	.name = "virtio-echo",
+	.device_id = ECHO_ID,
+	.pci_class = 0xff0000,
+	.config_read = echo_config_read,
+	.config_write = echo_config_write,
+	.features_ok = echo_features_ok,
+	.queue_notify = echo_queue_notify,
+	.activate = echo_activate,
+	.reset = echo_reset,
+};
+
+struct fix {
+	struct vh_machine m;
+	struct echo echo;
+	struct virtio_pci *vp;
+	struct vh_dev d;
+};
+
+static int
+setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+	struct virtio_device *vdev = &f->echo.vdev;
+
+	assert_non_null(f);
+	assert_int_equal(vh_machine_init(&f->m, RAM), 0);
+	vdev->ops = &echo_ops;
+	vdev->name = "echo0";
+	vdev->mem = &f->m.mem;
+	vdev->features = (1ULL << ECHO_F_UPPER) | (1ULL << ECHO_F_NEEDS_UPPER);
+	vdev->config_size = 8;
+	vdev->nr_queues = ECHO_QUEUES;
+	vdev->opaque = &f->echo;
+	assert_int_equal(virtio_device_init(vdev, ECHO_QMAX), 0);
+	assert_int_equal(vh_machine_add(&f->m, vdev, &f->vp), 0);
+	assert_int_equal(vh_dev_probe(&f->d, &f->m, f->vp), 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fix *f = *state;
+
+	/* The device's thread stops before RAM and the bus go away. */
+	virtio_device_destroy(&f->echo.vdev);
+	vh_dev_release(&f->d);
+	vh_machine_destroy(&f->m);
+	virtio_pci_free(f->vp);
+	assert_false(f->echo.callback_off_thread);
+	free(f);
+	return 0;
+}
+
+/* Negotiate, MSI-X on, both queues (vectors 1 and 2), config vector 0,
+ * DRIVER_OK. */
+static void
+bring_up(struct fix *f, uint64_t features)
+{
+	struct vh_dev *d = &f->d;
+
+	assert_int_equal(vh_dev_negotiate(d, features, false), 0);
+	assert_int_equal(vh_dev_msix_enable(d), 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_MSIX, 2, 0);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_MSIX, 2), 0);
+	assert_int_equal(vh_queue_setup(d, 0, 0, 1), 0);
+	assert_int_equal(vh_queue_setup(d, 1, 16, 2), 0);
+	assert_int_equal(vh_dev_driver_ok(d), 0);
+}
+
+/* One request: out text, a 64-byte in buffer. Returns the head. */
+static int
+submit(struct fix *f, unsigned int qi, const char *text, bool indirect,
+       uint64_t *in_gpa)
+{
+	size_t n = strlen(text);
+	uint64_t out = vh_alloc(&f->m, n, 8);
+	struct vh_buf b[3];
+
+	*in_gpa = vh_alloc(&f->m, 64, 8);
+	assert_true(out && *in_gpa);
+	memcpy(vh_ptr(&f->m, out, n), text, n);
+	/* Split the in buffer in two to exercise several writable iovecs. */
+	b[0] = (struct vh_buf){ out, (uint32_t)n };
+	b[1] = (struct vh_buf){ *in_gpa, 3 };
+	b[2] = (struct vh_buf){ *in_gpa + 3, 61 };
+	return vh_queue_add(&f->d.q[qi], b, 1, 2, indirect);
+}
+
+static void
+expect_echo(struct fix *f, unsigned int qi, int head, uint64_t in_gpa,
+	    const char *want)
+{
+	uint16_t id;
+	uint32_t len;
+
+	if (!vh_queue_wait_used(&f->d.q[qi], &id, &len, TMO))
+		fail_msg("queue %u: no used entry for head %d within %d ms", qi,
+			 head, TMO);
+	assert_int_equal(id, head);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(vh_ptr(&f->m, in_gpa, len), want, len);
+}
+
+static void
+test_enumeration(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	struct pci_device *pd = virtio_pci_device(f->vp);
+
+	assert_int_equal(d->vendor_id, 0x1af4);
+	assert_int_equal(d->device_id, 0x1040 + ECHO_ID);
+	assert_int_equal(d->revision, 1);
+	assert_int_equal(d->class_code, 0xff0000);
+	assert_int_equal(d->subsys_vendor, 0x1af4);
+	assert_int_equal(d->subsys_id, ECHO_ID);
+	assert_true(pd->slot >= 1);
+	/* BAR 1: 32-bit MSI-X; BAR 4: 64-bit prefetchable, placed high. */
+	assert_int_equal(d->bar_size[1], 0x1000);
+	assert_false(d->bar_64[1]);
+	assert_int_equal(d->bar_size[4], 0x4000);
+	assert_true(d->bar_64[4]);
+	assert_true(d->bar_prefetch[4]);
+	assert_true(d->bar_addr[4] >= LAYOUT_HIGH_RAM_START);
+	assert_int_equal(d->bar_size[0] + d->bar_size[2] + d->bar_size[3], 0);
+	assert_true(pd->bars[4].mapped);
+	/* The virtio structures, each where the spec has the driver look. */
+	assert_int_equal(d->common.bar, 4);
+	assert_int_equal(d->common.offset, 0);
+	assert_true(d->common.length >= 0x38);
+	assert_int_equal(d->common.cap_len, 16);
+	assert_int_equal(d->notify.bar, 4);
+	assert_int_equal(d->notify.cap_len, 20);
+	assert_int_equal(d->notify_mult, 4);
+	assert_int_equal(d->notify.length, ECHO_QUEUES * 4);
+	assert_int_equal(d->isr.bar, 4);
+	assert_true(d->isr.length >= 1);
+	assert_true(d->device.present);
+	assert_int_equal(d->device.length, 8);
+	assert_true(d->pcicfg.present);
+	assert_int_equal(d->pcicfg.cap_len, 20);
+	/* Structures do not overlap and lie inside the BAR. */
+	assert_true(d->common.offset + d->common.length <= d->isr.offset);
+	assert_true(d->isr.offset + d->isr.length <= d->device.offset);
+	assert_true(d->device.offset + d->device.length <= d->notify.offset);
+	assert_true(d->notify.offset + d->notify.length <= 0x4000);
+	/* MSI-X: one vector per queue plus config; table and PBA in BAR 1. */
+	assert_int_not_equal(d->msix_cap, 0);
+	assert_int_equal(d->msix_size, ECHO_QUEUES + 1);
+	assert_int_equal(d->msix_table_bar, 1);
+	assert_int_equal(d->msix_pba_bar, 1);
+	assert_int_equal(d->msix_table_off, 0);
+	assert_int_equal(d->msix_pba_off, 0x800);
+	assert_int_equal(d->num_queues, ECHO_QUEUES);
+	/* Vectors come out of reset masked. */
+	{
+		uint64_t a;
+		uint32_t data, ctrl;
+
+		vh_msix_entry(d, 0, &a, &data, &ctrl);
+		assert_int_equal(ctrl, 1);
+	}
+}
+
+static void
+test_features(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	uint64_t all = F_V1 | F_EVT | F_IND | 1ULL << ECHO_F_UPPER |
+		       1ULL << ECHO_F_NEEDS_UPPER;
+
+	/* The offer: the core's three and the device's own. */
+	assert_int_equal(vh_dev_negotiate(d, F_V1, false), 0);
+	assert_int_equal(d->device_features, all);
+	/* No VERSION_1: refused. */
+	assert_int_equal(vh_dev_negotiate(d, F_EVT | F_IND, false), -ENOTSUP);
+	assert_false(vh_dev_status(d) & VIRTIO_CONFIG_S_FEATURES_OK);
+	/* A bit not offered: refused. */
+	assert_int_equal(vh_dev_negotiate(d, F_V1 | 1ULL << 40, true),
+			 -ENOTSUP);
+	/* The device's own rule (NEEDS_UPPER needs UPPER): refused. */
+	assert_int_equal(vh_dev_negotiate(d, F_V1 | 1ULL << ECHO_F_NEEDS_UPPER,
+					  false), -ENOTSUP);
+	/* DRIVER_OK without FEATURES_OK does not stick. */
+	vh_dev_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+			  VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_false(vh_dev_status(d) & VIRTIO_CONFIG_S_DRIVER_OK);
+	/* Everything: accepted, and read back. */
+	assert_int_equal(vh_dev_negotiate(d, all, false), 0);
+	assert_true(vh_dev_status(d) & VIRTIO_CONFIG_S_FEATURES_OK);
+	vh_common_write(d, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_GF, 4), 1);
+	/* Writes after FEATURES_OK change nothing. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_GF, 4, 0);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_GF, 4), 1);
+	assert_int_equal(f->echo.vdev.negotiated, all);
+	/* Feature words beyond 64 bits read 0. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_DFSELECT, 4, 2);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_DF, 4), 0);
+	/* A reset forgets the negotiation. */
+	assert_int_equal(vh_dev_reset(d), 0);
+	assert_int_equal(f->echo.vdev.negotiated, 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_GF, 4), 0);
+}
+
+static void
+test_queue_registers(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+
+	assert_int_equal(vh_dev_negotiate(d, F_V1, false), 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2),
+			 ECHO_QMAX);
+	/* Down to a power of two only; never above the maximum. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, 32);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 32);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, 33);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 32);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, 128);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 32);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, 0);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 32);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
+	/* 64-bit addresses as one access or two halves. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_DESCLO, 8, 0x123456789000ULL);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_DESCLO, 8),
+			 0x123456789000ULL);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_AVAILHI, 4, 0x1);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, 0x2000);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_AVAILLO, 4),
+			 0x2000);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_AVAILHI, 4), 1);
+	/* A vector beyond the table reads back NO_VECTOR. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_MSIX, 2, ECHO_QUEUES + 1);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_MSIX, 2),
+			 VIRTIO_NO_VECTOR);
+	vh_common_write(d, VIRTIO_PCI_COMMON_MSIX, 2, 7);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_MSIX, 2),
+			 VIRTIO_NO_VECTOR);
+	/* Queue 1's doorbell is the next one. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_NOFF, 2), 1);
+	/* A queue that does not exist has size 0 and ignores writes. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, ECHO_QUEUES);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	/* A proper setup; then the size is frozen while enabled. */
+	assert_int_equal(vh_queue_setup(d, 0, 16, 1), 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, 8);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_DESCLO, 8),
+			 d->q[0].desc_gpa);
+	/* Unaligned or odd-sized accesses change nothing. */
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 1, 1);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SELECT, 2), 0);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_NUMQ, 2),
+			 ECHO_QUEUES);
+}
+
+static void
+test_bad_ring_address(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+
+	assert_int_equal(vh_dev_negotiate(d, F_V1, false), 0);
+	assert_int_equal(vh_dev_msix_enable(d), 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_MSIX, 2, 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_DESCLO, 8, RAM - 16);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_AVAILLO, 8, 0x2000);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_USEDLO, 8, 0x3000);
+	vh_common_write(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	assert_true(vh_dev_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(vh_wait_irq(d, 0, TMO), 1);
+	assert_int_equal(vh_dev_reset(d), 0);
+	assert_int_equal(vh_dev_status(d), 0);
+}
+
+static void
+round_trips(struct fix *f)
+{
+	struct virtio_pci_stats st;
+	uint64_t in;
+	int head;
+
+	head = submit(f, 0, "hello", false, &in);
+	vh_queue_kick(&f->d, 0);
+	assert_int_equal(vh_wait_irq(&f->d, 1, TMO), 1);
+	expect_echo(f, 0, head, in, "hello");
+
+	head = submit(f, 1, "indirect world", true, &in);
+	vh_queue_kick(&f->d, 1);
+	assert_int_equal(vh_wait_irq(&f->d, 2, TMO), 1);
+	expect_echo(f, 1, head, in, "indirect world");
+	/* No stray interrupt on the other vectors. */
+	assert_int_equal(vh_wait_irq(&f->d, 1, 0), 0);
+	assert_int_equal(vh_wait_irq(&f->d, 0, 0), 0);
+	virtio_pci_get_stats(f->vp, &st);
+	assert_int_equal(st.msi_fired, 2);
+	assert_int_equal(st.msi_pended, 0);
+}
+
+static void
+test_round_trip_doorbell(void **state)
+{
+	struct fix *f = *state;
+	struct virtio_pci_stats st;
+
+	bring_up(f, F_V1 | F_EVT | F_IND);
+	round_trips(f);
+	/* Activation ran (on the I/O thread) before the first request. */
+	assert_int_equal(__atomic_load_n(&f->echo.activates, __ATOMIC_SEQ_CST),
+			 1);
+	virtio_pci_get_stats(f->vp, &st);
+	assert_int_equal(st.doorbell_exits, 2);
+	assert_int_equal(st.ioeventfds, 0);	/* no sink: no ioeventfds */
+}
+
+static void
+test_round_trip_eventfd(void **state)
+{
+	struct fix *f = *state;
+	struct virtio_pci_stats st;
+
+	/* As with KVM's ioeventfd: the doorbell never reaches us. */
+	f->d.kick_by_eventfd = true;
+	bring_up(f, F_V1 | F_IND);
+	round_trips(f);
+	virtio_pci_get_stats(f->vp, &st);
+	assert_int_equal(st.doorbell_exits, 0);
+}
+
+static void
+test_many_in_flight(void **state)
+{
+	struct fix *f = *state;
+	struct vh_queue *q = &f->d.q[0];
+	uint64_t in[ECHO_QMAX];
+	char text[ECHO_QMAX][16];
+	int head[ECHO_QMAX], i, done = 0;
+	uint16_t id;
+	uint32_t len;
+
+	f->d.kick_by_eventfd = true;
+	bring_up(f, F_V1 | F_EVT | 1ULL << ECHO_F_UPPER);
+	for (i = 0; i < ECHO_QMAX / 3; i++) {
+		snprintf(text[i], sizeof(text[i]), "req-%d", i);
+		head[i] = submit(f, 0, text[i], false, &in[i]);
+		assert_true(head[i] >= 0);
+	}
+	vh_queue_kick(&f->d, 0);
+	while (done < ECHO_QMAX / 3) {
+		if (!vh_queue_wait_used(q, &id, &len, TMO))
+			fail_msg("only %d of %d requests completed", done,
+				 ECHO_QMAX / 3);
+		for (i = 0; i < ECHO_QMAX / 3; i++)
+			if (head[i] == id)
+				break;
+		assert_true(i < ECHO_QMAX / 3);
+		/* ECHO_F_UPPER negotiated: upper case. */
+		assert_int_equal(len, strlen(text[i]));
+		assert_memory_equal(vh_ptr(&f->m, in[i], 3), "REQ", 3);
+		head[i] = -1;
+		done++;
+	}
+	assert_int_equal(__atomic_load_n(&f->echo.served, __ATOMIC_SEQ_CST),
+			 ECHO_QMAX / 3);
+	assert_true(vh_wait_irq(&f->d, 1, TMO) >= 1);
+}
+
+static void
+test_msix_mask_pba(void **state)
+{
+	struct fix *f = *state;
+	struct virtio_pci_stats st;
+	uint64_t in;
+	int head;
+
+	bring_up(f, F_V1);
+	vh_msix_mask(&f->d, 1, true);
+	head = submit(f, 0, "masked", false, &in);
+	vh_queue_kick(&f->d, 0);
+	expect_echo(f, 0, head, in, "masked");
+	/* The interrupt waits in the PBA, not on the eventfd. */
+	assert_int_equal(vh_wait_irq(&f->d, 1, 50), 0);
+	assert_true(vh_msix_pending(&f->d, 1));
+	assert_false(vh_msix_pending(&f->d, 2));
+	vh_msix_mask(&f->d, 1, false);
+	assert_int_equal(vh_wait_irq(&f->d, 1, TMO), 1);
+	assert_false(vh_msix_pending(&f->d, 1));
+
+	/* The function mask holds every vector the same way. */
+	vh_msix_function_mask(&f->d, true);
+	head = submit(f, 1, "fmask", false, &in);
+	vh_queue_kick(&f->d, 1);
+	expect_echo(f, 1, head, in, "fmask");
+	assert_int_equal(vh_wait_irq(&f->d, 2, 50), 0);
+	assert_true(vh_msix_pending(&f->d, 2));
+	vh_msix_function_mask(&f->d, false);
+	assert_int_equal(vh_wait_irq(&f->d, 2, TMO), 1);
+	assert_false(vh_msix_pending(&f->d, 2));
+	virtio_pci_get_stats(f->vp, &st);
+	assert_int_equal(st.msi_pended, 2);
+	/* The PBA is read-only. */
+	vh_mmio_write(&f->m, f->d.bar_addr[1] + 0x800, 8, ~0ULL);
+	assert_false(vh_msix_pending(&f->d, 0));
+}
+
+static void
+test_reset_during_io(void **state)
+{
+	struct fix *f = *state;
+	struct vh_queue *q = &f->d.q[0];
+	uint64_t in;
+	uint16_t used;
+	int i, served;
+
+	bring_up(f, F_V1 | F_EVT | F_IND);
+	f->echo.delay_us = 2000;
+	for (i = 0; i < 40; i++)
+		assert_true(submit(f, 0, "slow", true, &in) >= 0);
+	vh_queue_kick(&f->d, 0);
+	/* Let the I/O thread get going, then pull the rug. */
+	for (i = 0; i < 1000 && __atomic_load_n(&f->echo.served,
+						 __ATOMIC_SEQ_CST) < 3; i++)
+		usleep(1000);
+	assert_true(__atomic_load_n(&f->echo.in_notify, __ATOMIC_SEQ_CST));
+	vh_dev_set_status(&f->d, 0);
+	/* The write returned: the I/O thread has let go of the queue. */
+	assert_false(__atomic_load_n(&f->echo.in_notify, __ATOMIC_SEQ_CST));
+	assert_int_equal(__atomic_load_n(&f->echo.resets, __ATOMIC_SEQ_CST), 1);
+	assert_false(f->echo.touched_after_reset);
+	assert_int_equal(vh_dev_status(&f->d), 0);
+	served = (int)__atomic_load_n(&f->echo.served, __ATOMIC_SEQ_CST);
+	assert_true(served > 0 && served < 40);
+	used = vh_used_idx(q);
+	usleep(20000);
+	/* Nothing moves after the reset. */
+	assert_int_equal(vh_used_idx(q), used);
+	assert_int_equal(__atomic_load_n(&f->echo.served, __ATOMIC_SEQ_CST),
+			 served);
+	vh_common_write(&f->d, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	assert_int_equal(vh_common_read(&f->d, VIRTIO_PCI_COMMON_Q_ENABLE, 2),
+			 0);
+	assert_int_equal(vh_common_read(&f->d, VIRTIO_PCI_COMMON_Q_MSIX, 2),
+			 VIRTIO_NO_VECTOR);
+	assert_int_equal(vh_common_read(&f->d, VIRTIO_PCI_COMMON_Q_SIZE, 2),
+			 ECHO_QMAX);
+	/* And the device comes back for a new driver. */
+	f->echo.delay_us = 0;
+	vh_wait_irq(&f->d, 1, 0);
+	vh_dev_release(&f->d);
+	bring_up(f, F_V1 | F_EVT);
+	round_trips(f);
+}
+
+static void
+test_device_config(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	uint8_t gen;
+
+	bring_up(f, F_V1);
+	assert_int_equal(vh_devcfg_read(d, 0, 4), ECHO_MAGIC);
+	assert_int_equal(vh_devcfg_read(d, 1, 1), 0x40);
+	vh_devcfg_write(d, 4, 4, 0xdeadbeef);
+	assert_int_equal(vh_devcfg_read(d, 4, 4), 0xdeadbeef);
+	assert_int_equal(f->echo.scratch, 0xdeadbeef);
+	/* Past the end: zeros, and no call into the device. */
+	assert_int_equal(vh_devcfg_read(d, 6, 4), 0);
+	assert_int_equal(vh_devcfg_read(d, 8, 1), 0);
+	/* A change: new generation, ISR config bit, config vector. */
+	gen = (uint8_t)vh_common_read(d, VIRTIO_PCI_COMMON_CFGGENERATION, 1);
+	virtio_config_changed(&f->echo.vdev);
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_CFGGENERATION, 1),
+			 (uint8_t)(gen + 1));
+	assert_int_equal(vh_wait_irq(d, 0, TMO), 1);
+	assert_int_equal(vh_isr_read(d), VIRTIO_PCI_ISR_CONFIG);
+	assert_int_equal(vh_isr_read(d), 0);
+}
+
+static void
+test_pci_cfg_window(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	uint8_t c = d->pcicfg.cap_off;
+
+	bring_up(f, F_V1);
+	/* num_queues through the window, as SeaBIOS reads a high BAR. */
+	vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_BAR, 1, 4);
+	vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_OFFSET, 4,
+		     VIRTIO_PCI_COMMON_NUMQ);
+	vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_LENGTH, 4, 2);
+	assert_int_equal(vh_cfg_read(&f->m, d->slot, c + 16, 2), ECHO_QUEUES);
+	/* Device config, 4 bytes. */
+	vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_OFFSET, 4, 0x2000);
+	vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_LENGTH, 4, 4);
+	assert_int_equal(vh_cfg_read(&f->m, d->slot, c + 16, 4), ECHO_MAGIC);
+	/* A write through the window. */
+	vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_OFFSET, 4, 0x2004);
+	vh_cfg_write(&f->m, d->slot, c + 16, 4, 0x5a5a5a5a);
+	assert_int_equal(f->echo.scratch, 0x5a5a5a5a);
+	/* A bad length does nothing and reads back what is there. */
+	vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_LENGTH, 4, 3);
+	vh_cfg_write(&f->m, d->slot, c + 16, 4, 0x11111111);
+	assert_int_equal(f->echo.scratch, 0x5a5a5a5a);
+	/* The notify doorbell works through it too. */
+	{
+		uint64_t in;
+		int head = submit(f, 0, "window", false, &in);
+
+		vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_OFFSET, 4,
+			     0x3000);
+		vh_cfg_write(&f->m, d->slot, c + VIRTIO_PCI_CAP_LENGTH, 4, 2);
+		vh_cfg_write(&f->m, d->slot, c + 16, 2, 0);
+		expect_echo(f, 0, head, in, "window");
+	}
+}
+
+static void
+test_isr_without_msix(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	uint64_t in;
+	int head;
+
+	assert_int_equal(vh_dev_negotiate(d, F_V1, false), 0);
+	assert_int_equal(vh_queue_setup(d, 0, 8, VIRTIO_NO_VECTOR), 0);
+	assert_int_equal(vh_dev_driver_ok(d), 0);
+	head = submit(f, 0, "intx", false, &in);
+	vh_queue_kick(d, 0);
+	expect_echo(f, 0, head, in, "intx");
+	/* The used entry is pushed before the ISR bit is set: poll. */
+	for (int i = 0; i < 1000; i++) {
+		uint8_t isr = vh_isr_read(d);
+
+		if (isr) {
+			assert_int_equal(isr, 1);
+			assert_int_equal(vh_isr_read(d), 0);	/* cleared */
+			return;
+		}
+		usleep(1000);
+	}
+	fail_msg("ISR queue bit never set");
+}
+
+static void
+test_hostile_ring_needs_reset(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	struct vh_queue *q = &d->q[0];
+	uint8_t st;
+
+	log_set_level(LOG_LEVEL_ERR);	/* the expected warning */
+	bring_up(f, F_V1);
+	/* A two-descriptor loop. */
+	vh_desc_set(q, 0, VH_RAM_ALLOC_START, 4, VRING_DESC_F_NEXT, 1);
+	vh_desc_set(q, 1, VH_RAM_ALLOC_START, 4, VRING_DESC_F_NEXT, 0);
+	vh_avail_push(q, 0);
+	vh_queue_kick(d, 0);
+	assert_int_equal(vh_wait_irq(d, 0, TMO), 1);	/* config vector */
+	st = vh_dev_status(d);
+	assert_true(st & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_true(st & VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_int_equal(vh_isr_read(d), VIRTIO_PCI_ISR_CONFIG);
+	assert_int_equal(vh_used_idx(q), 0);
+	/* Sticky: the driver cannot clear it, and the queue stays dead. */
+	vh_dev_set_status(d, st & ~VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_true(vh_dev_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	vh_desc_set(q, 1, VH_RAM_ALLOC_START, 4, 0, 0);
+	vh_avail_push(q, 0);
+	vh_queue_kick(d, 0);
+	usleep(20000);
+	assert_int_equal(vh_used_idx(q), 0);
+	/* Only a reset clears it; then the device works again. */
+	assert_int_equal(vh_dev_reset(d), 0);
+	assert_int_equal(vh_dev_status(d), 0);
+	bring_up(f, F_V1);
+	round_trips(f);
+	/* A queue that is out of range in a new way after the reset: a
+	 * second NEEDS_RESET, reported again. */
+	vh_avail_push(&d->q[0], 0xffff);
+	vh_queue_kick(d, 0);
+	assert_int_equal(vh_wait_irq(d, 0, TMO), 1);
+	assert_true(vh_dev_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(f->echo.vdev.nr_logged, 2);
+	log_set_level(LOG_LEVEL_INFO);
+}
+
+static void
+test_bar_moves(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	uint64_t old = d->bar_addr[4], nw = old + 0x100000;
+	uint64_t in;
+	int head;
+
+	bring_up(f, F_V1);
+	/* The guest moves BAR 4; the doorbell follows. */
+	vh_cfg_write(&f->m, d->slot, PCI_COMMAND, 2, 0);
+	vh_cfg_write(&f->m, d->slot, PCI_BASE_ADDRESS_4, 4, (uint32_t)nw | 0xc);
+	vh_cfg_write(&f->m, d->slot, PCI_BASE_ADDRESS_5, 4,
+		     (uint32_t)(nw >> 32));
+	vh_cfg_write(&f->m, d->slot, PCI_COMMAND, 2,
+		     PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	assert_int_equal(vh_mmio_read(&f->m, old + VIRTIO_PCI_COMMON_NUMQ, 2),
+			 0xffff);
+	d->q[0].notify_gpa += nw - old;
+	d->common.gpa += nw - old;
+	assert_int_equal(vh_common_read(d, VIRTIO_PCI_COMMON_NUMQ, 2),
+			 ECHO_QUEUES);
+	head = submit(f, 0, "moved", false, &in);
+	vh_queue_kick(d, 0);
+	expect_echo(f, 0, head, in, "moved");
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_enumeration),
+		T(test_features),
+		T(test_queue_registers),
+		T(test_bad_ring_address),
+		T(test_round_trip_doorbell),
+		T(test_round_trip_eventfd),
+		T(test_many_in_flight),
+		T(test_msix_mask_pba),
+		T(test_reset_during_io),
+		T(test_device_config),
+		T(test_pci_cfg_window),
+		T(test_isr_without_msix),
+		T(test_hostile_ring_needs_reset),
+		T(test_bar_moves),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
