@@ -119,6 +119,8 @@ $(BUILD)/asan/tests/integration/%: $(AOBJ)/tests/integration/%.o $(HELPER_AOBJS)
 # Test guests built from source (tiny real-mode/long-mode programs and the
 # freestanding C test kernel); rules in tests/guest/guest.mk.
 -include tests/guest/guest.mk
+# libFuzzer harnesses (make fuzz, make fuzz-run FUZZ_TIME=60).
+-include tests/fuzz/fuzz.mk
 
 test-build: all $(UNIT_BINS) $(UNIT_ABINS) $(INTEG_BINS) $(INTEG_ABINS) \
 	$(BUILD)/asan/bin/vmm-run $(TEST_GUESTS)

@@ -503,9 +503,12 @@ virtio_reset_locked(struct virtio_device *vdev)
 
 	/* Stop the I/O thread from starting new queue work at once. */
 	__atomic_store_n(&vdev->status, 0, __ATOMIC_SEQ_CST);
-	for (q = 0; q < vdev->nr_queues; q++)
+	for (q = 0; q < vdev->nr_queues; q++) {
 		__atomic_store_n(&vdev->queues[q].enabled, false,
 				 __ATOMIC_SEQ_CST);
+		/* A device looping over a long queue stops at the next pop. */
+		virtq_stop(&vdev->queues[q].vq);
+	}
 	virtio_post(vdev, VIRTIO_CMD_RESET, true);
 	virtio_queues_clear(vdev);
 	vdev->driver_features = vdev->negotiated = 0;

@@ -96,6 +96,12 @@ virtq_init(struct virtq *vq, unsigned int index, virtq_error_fn on_error,
 }
 
 void
+virtq_stop(struct virtq *vq)
+{
+	__atomic_store_n(&vq->stopping, true, __ATOMIC_SEQ_CST);
+}
+
+void
 virtq_reset(struct virtq *vq)
 {
 	virtq_init(vq, vq->index, vq->on_error, vq->opaque);
@@ -348,6 +354,8 @@ virtq_pop(struct virtq *vq, struct iovec *iov, unsigned int max_iov,
 
 	if (!vq->ready || vq->broken)
 		return -EIO;
+	if (__atomic_load_n(&vq->stopping, __ATOMIC_ACQUIRE))
+		return 0;
 	n = virtq_avail_pending(vq);
 	if (n < 0)
 		return n;

@@ -60,6 +60,7 @@ struct virtq {
 	uint16_t signalled_used;	/* used_idx at the last notify check */
 	bool signalled_valid;
 	bool broken;			/* a violation was seen */
+	bool stopping;			/* atomic: a reset is coming, pop no more */
 	char why[128];			/* the first violation */
 
 	virtq_error_fn on_error;	/* may be NULL */
@@ -95,6 +96,12 @@ int virtq_setup(struct virtq *vq, const struct guest_mem *mem, uint16_t size,
 		uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa,
 		bool event_idx, bool indirect);
 
+/*
+ * Make virtq_pop() find nothing from now on, so that a device loop ends
+ * and a reset can proceed. Any thread; cleared by virtq_reset().
+ */
+void virtq_stop(struct virtq *vq);
+
 /* Forget the rings and every index; the queue is not ready. */
 void virtq_reset(struct virtq *vq);
 
@@ -105,8 +112,9 @@ void virtq_reset(struct virtq *vq);
  * buffers are checked for order but take no iovec.
  *
  * Returns 1 with *ret filled, 0 when the queue is empty (after enabling
- * driver notifications and looking again, so no kick is lost), or -EIO on
- * a violation or on a broken or not-ready queue.
+ * driver notifications and looking again, so no kick is lost) or about to
+ * be reset (virtq_stop()), or -EIO on a violation or on a broken or
+ * not-ready queue.
  */
 int virtq_pop(struct virtq *vq, struct iovec *iov, unsigned int max_iov,
 	      struct virtq_elem *ret);
