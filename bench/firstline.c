@@ -7,7 +7,8 @@
  * the guest RAM mapping left out. Then kill the VMM.
  *
  * usage: firstline [-p PATTERN] [-t SECONDS] [-o LOG] [-e ERRLOG]
- *                  [-m SECONDS] [-x PATH_PART | -X BYTES] -- CMD [ARG...]
+ *                  [-m SECONDS] [-x PATH_PART | -X BYTES] [-s SMAPS]
+ *                  -- CMD [ARG...]
  *   -p  what to wait for (default: the first byte)
  *   -t  give up after this long (default 60)
  *   -o  copy of everything CMD wrote to stdout (the guest console)
@@ -15,6 +16,7 @@
  *   -m  after the pattern, sample memory every 250 ms for this long
  *   -x  guest RAM is every mapping whose path contains PATH_PART
  *   -X  guest RAM is the one anonymous mapping of exactly BYTES
+ *   -s  where to save the smaps text of the sample reported
  *
  * Prints one line of key=value pairs on stdout:
  *   status=ok first_ms=...            the pattern came
@@ -54,6 +56,7 @@ struct firstline_opts {
 	double mem_s;
 	const char *ram_path_part;
 	unsigned long long ram_bytes;
+	const char *smaps_path;
 };
 
 /* What the child leaves for the parent: the time of its exec, or errno. */
@@ -68,6 +71,8 @@ struct firstline_mem {
 	unsigned long long ram_rss_kib;	/* the guest RAM mapping(s) */
 	unsigned long long total_rss_kib;
 	unsigned int ram_maps;
+	char *smaps;			/* the text this was read from */
+	size_t smaps_len;
 };
 
 static volatile sig_atomic_t firstline_stop;
@@ -92,8 +97,9 @@ firstline_usage(void)
 {
 	fprintf(stderr,
 		"usage: firstline [-p PATTERN] [-t SECONDS] [-o LOG] [-e ERRLOG]\n"
-		"                 [-m SECONDS] [-x PATH_PART | -X BYTES] -- CMD "
-		"[ARG...]\n");
+		"                 [-m SECONDS] [-x PATH_PART | -X BYTES] "
+		"[-s SMAPS]\n"
+		"                 -- CMD [ARG...]\n");
 }
 
 /* A smaps header line: "start-end perms offset dev inode [path]". */
@@ -114,53 +120,93 @@ firstline_smaps_header(const char *line, unsigned long long *ret_kib,
 	return true;
 }
 
+/* The whole of a /proc file, NUL-terminated, in a new buffer; or NULL. */
+static char *
+firstline_slurp(const char *path, size_t *ret_len)
+{
+	size_t len = 0, cap = 0, n;
+	char *buf = NULL, *nb;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	do {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 65536;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	*ret_len = len;
+	return buf;
+}
+
 /*
  * Sum Rss and Pss of every mapping of pid except guest RAM. 0, or -1 when
- * smaps cannot be read or no guest RAM mapping was recognised.
+ * smaps cannot be read or no guest RAM mapping was recognised. On success
+ * ret->smaps is the smaps text read (the caller frees it).
  */
 static int
 firstline_mem_read(pid_t pid, const struct firstline_opts *o,
 		   struct firstline_mem *ret)
 {
 	struct firstline_mem m = { 0 };
-	char path[64], line[4096];
+	char path[64], *line, *save = NULL;
 	bool is_ram = false;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
+	m.smaps = firstline_slurp(path, &m.smaps_len);
+	if (!m.smaps)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
+	/* Parse a copy: strtok_r cuts the text it walks. */
+	line = strndup(m.smaps, m.smaps_len);
+	if (!line) {
+		free(m.smaps);
+		return -1;
+	}
+	for (char *l = strtok_r(line, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
 		unsigned long long kib, v;
 		const char *p;
 
-		if (firstline_smaps_header(line, &kib, &p)) {
-			size_t l = strlen(p);
+		if (firstline_smaps_header(l, &kib, &p)) {
+			size_t pl = strlen(p);
 
-			while (l && (p[l - 1] == '\n' || p[l - 1] == ' '))
-				l--;
+			while (pl && p[pl - 1] == ' ')
+				pl--;
 			if (o->ram_path_part)
-				is_ram = l && strstr(p, o->ram_path_part);
+				is_ram = pl && strstr(p, o->ram_path_part);
 			else
-				is_ram = l == 0 && kib << 10 == o->ram_bytes;
+				is_ram = pl == 0 && kib << 10 == o->ram_bytes;
 			if (is_ram)
 				m.ram_maps++;
 			continue;
 		}
-		if (sscanf(line, "Rss: %llu kB", &v) == 1) {
+		if (sscanf(l, "Rss: %llu kB", &v) == 1) {
 			m.total_rss_kib += v;
 			if (is_ram)
 				m.ram_rss_kib += v;
 			else
 				m.rss_kib += v;
-		} else if (sscanf(line, "Pss: %llu kB", &v) == 1 && !is_ram) {
+		} else if (sscanf(l, "Pss: %llu kB", &v) == 1 && !is_ram) {
 			m.pss_kib += v;
 		}
 	}
-	fclose(f);
-	if (m.ram_maps == 0 || (!o->ram_path_part && m.ram_maps != 1))
+	free(line);
+	if (m.ram_maps == 0 || (!o->ram_path_part && m.ram_maps != 1)) {
+		free(m.smaps);
 		return -1;
+	}
 	*ret = m;
 	return 0;
 }
@@ -208,16 +254,13 @@ firstline_spawn(char **argv, const struct firstline_opts *o, int out_fd,
 	_exit(127);
 }
 
+/* SIGKILL: nothing of a VM stopped mid-boot is worth a clean exit. */
 static void
-firstline_kill(pid_t pid, int *ret_status)
+firstline_kill(pid_t pid)
 {
-	int status = 0;
-
 	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
-	if (ret_status)
-		*ret_status = status;
 }
 
 int
@@ -234,7 +277,7 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	pid_t pid;
 
-	while ((c = getopt(argc, argv, "+p:t:o:e:m:x:X:")) != -1) {
+	while ((c = getopt(argc, argv, "+p:t:o:e:m:x:X:s:")) != -1) {
 		switch (c) {
 		case 'p': o.pattern = optarg; break;
 		case 't': o.timeout_s = atof(optarg); break;
@@ -243,6 +286,7 @@ main(int argc, char **argv)
 		case 'm': o.mem_s = atof(optarg); break;
 		case 'x': o.ram_path_part = optarg; break;
 		case 'X': o.ram_bytes = strtoull(optarg, NULL, 0); break;
+		case 's': o.smaps_path = optarg; break;
 		default: firstline_usage(); return 2;
 		}
 	}
@@ -295,8 +339,12 @@ main(int argc, char **argv)
 		now = firstline_now_ns();
 		if (found && o.mem_s > 0 && now >= next_sample) {
 			if (firstline_mem_read(pid, &o, &sample) == 0) {
-				if (!mem_ok || sample.rss_kib > mem.rss_kib)
+				if (!mem_ok || sample.rss_kib > mem.rss_kib) {
+					free(mem.smaps);
 					mem = sample;
+				} else {
+					free(sample.smaps);
+				}
 				mem_ok = true;
 			}
 			next_sample = now + FIRSTLINE_SAMPLE_NS;
@@ -365,13 +413,13 @@ main(int argc, char **argv)
 	}
 
 	if (sh->exec_errno) {
-		firstline_kill(pid, NULL);
+		firstline_kill(pid);
 		printf("status=error what=exec:%s:%s\n", argv[optind],
 		       strerror(sh->exec_errno));
 		return 1;
 	}
 	if (firstline_stop) {
-		firstline_kill(pid, NULL);
+		firstline_kill(pid);
 		printf("status=error what=signal:%d\n", (int)firstline_stop);
 		return 1;
 	}
@@ -404,8 +452,17 @@ main(int argc, char **argv)
 	}
 	printf("\n");
 	fflush(stdout);
+	if (mem_ok && o.smaps_path) {
+		int fd = open(o.smaps_path, O_WRONLY | O_CREAT | O_TRUNC |
+			      O_CLOEXEC, 0644);
+
+		firstline_copy(fd, mem.smaps, mem.smaps_len);
+		if (fd >= 0)
+			close(fd);
+	}
+	free(mem.smaps);
 	if (pid > 0)
-		firstline_kill(pid, NULL);
+		firstline_kill(pid);
 	if (log_fd >= 0)
 		close(log_fd);
 	return found && (o.mem_s <= 0 || mem_ok) ? 0 : 1;

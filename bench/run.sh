@@ -20,7 +20,7 @@
 #   BENCH_QEMU_TIMEOUT    seconds for QEMU's first kernel line [900]
 #   BENCH_QEMU_CPU        QEMU -cpu model [host,-arch-capabilities]
 #   BENCH_MEM_SECONDS     memory sampled this long after the line [2]
-#   BENCH_EXIT_RUNS       runs of each exit-cost program [5]
+#   BENCH_EXIT_RUNS       runs of each exit-cost program [7]
 #   BENCH_EXIT_ITERS      port writes per run [100000]
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -44,7 +44,7 @@ QEMU_RUNS=${BENCH_QEMU_RUNS:-1}
 QEMU_TIMEOUT=${BENCH_QEMU_TIMEOUT:-900}
 QEMU_CPU=${BENCH_QEMU_CPU:-host,-arch-capabilities}
 MEM_SECONDS=${BENCH_MEM_SECONDS:-2}
-EXIT_RUNS=${BENCH_EXIT_RUNS:-5}
+EXIT_RUNS=${BENCH_EXIT_RUNS:-7}
 EXIT_ITERS=${BENCH_EXIT_ITERS:-100000}
 
 # What the brief fixes for the Linux comparison.
@@ -191,7 +191,7 @@ if want linux; then
 			run_waited "$LOGS/linux-vmm-$i.result" \
 				"$FIRSTLINE" -p "$LINUX_PATTERN" \
 				-t "$VMM_TIMEOUT" -m "$MEM_SECONDS" \
-				-x /memfd:guest-ram \
+				-x /memfd:guest-ram -s "$LOGS/linux-vmm-$i.smaps" \
 				-o "$LOGS/linux-vmm-$i.console" \
 				-e "$LOGS/linux-vmm-$i.err" -- \
 				"$VMMRUN" --kernel "$KERNEL" \
@@ -252,6 +252,7 @@ if want linux; then
 					"$FIRSTLINE" -p "$LINUX_PATTERN" \
 					-t "$QEMU_TIMEOUT" -m "$MEM_SECONDS" \
 					-X $((LINUX_MEM_MIB << 20)) \
+					-s "$LOGS/linux-qemu-$i.smaps" \
 					-o "$LOGS/linux-qemu-$i.console" \
 					-e "$LOGS/linux-qemu-$i.err" -- "${qemu_cmd[@]}"
 				line=$(cat "$LOGS/linux-qemu-$i.result")
@@ -290,16 +291,24 @@ fi
 exits_vmm=() exits_bare=()
 if want exits; then
 	say "4. port-write exits/s: $OUTLOOP, $EXIT_ITERS x 'out %al,\$0x80'," \
-		"$EXIT_RUNS runs each, alternating"
+		"$EXIT_RUNS runs each, alternating (bare vmm, vmm bare, ...)"
 	for i in $(seq 1 "$EXIT_RUNS"); do
-		for prog in bare vmm; do
+		# ABBA order: a load that grows or fades during the runs
+		# weighs on both programs alike.
+		order="bare vmm"
+		[ $((i % 2)) -eq 0 ] && order="vmm bare"
+		for prog in $order; do
 			run_waited "$LOGS/exits-$prog-$i.result" \
 				"$BB/exits_$prog" "$OUTLOOP" "$EXIT_ITERS" \
 				2>"$LOGS/exits-$prog-$i.err"
 			out=$(cat "$LOGS/exits-$prog-$i.result")
 			v=$(field exits_per_s "$out")
 			if [ -n "$v" ]; then
-				if [ $prog = bare ]; then exits_bare+=("$v"); else exits_vmm+=("$v"); fi
+				if [ "$prog" = bare ]; then
+					exits_bare+=("$v")
+				else
+					exits_vmm+=("$v")
+				fi
 				say "   run $i $prog: $v exits/s"
 			else
 				say "   run $i $prog: failed: $(head -c 300 "$LOGS/exits-$prog-$i.err")"
@@ -429,6 +438,12 @@ if want exits; then
 	if [ ${#exits_vmm[@]} -gt 0 ] && [ ${#exits_bare[@]} -gt 0 ]; then
 		r=$(calc "$mv / $mb")
 		R[exits.ratio]=$r
+		# Noise only ever slows a run down: the best runs, beside.
+		bv=$(printf '%s\n' "${exits_vmm[@]}" | sort -g | tail -n 1)
+		bb=$(printf '%s\n' "${exits_bare[@]}" | sort -g | tail -n 1)
+		R[exits.vmm.best_per_s]=$bv
+		R[exits.bare.best_per_s]=$bb
+		R[exits.ratio_best]=$(calc "$bv / $bb")
 		ratio=$(fmt "$r" '%.3f')
 		if [ "$(calc "$r >= $EXIT_RATIO_TARGET")" = 1 ]; then
 			result=MET
@@ -458,6 +473,11 @@ printf '%-40s %-14s %-22s %-9s %-12s %s\n' "metric (median)" "vmm-run" \
 printf '%s\n' "${rows[@]}"
 if want linux && [ -n "$full_cmdline" ]; then
 	echo "command line (both VMMs): $full_cmdline"
+fi
+if want exits && [ -n "${R[exits.ratio_best]:-}" ]; then
+	echo "exits, best runs: vmm-run ${R[exits.vmm.best_per_s]}/s, bare" \
+		"${R[exits.bare.best_per_s]}/s, ratio" \
+		"$(fmt "${R[exits.ratio_best]}" '%.3f') (noise only slows runs down)"
 fi
 if want linux && [ -n "$qemu_note" ]; then
 	echo "(*) QEMU printed no first line: its memory was read at the timeout"
