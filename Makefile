@@ -127,7 +127,7 @@ test-build: all $(UNIT_BINS) $(UNIT_ABINS) $(INTEG_BINS) $(INTEG_ABINS) \
 
 guest: deps
 	$(Q)scripts/deps.sh guest
-	$(Q)scripts/mkguest.sh $(BUILD)/guest
+	$(Q)scripts/mkguest.sh $(BUILD)/guest all
 
 test: deps-test test-build guest
 	$(Q)BUILD=$(BUILD) tests/run.sh

@@ -67,8 +67,9 @@ exits_load(struct vm *vm, const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "exits_vmm: %s: %s\n", path, strerror(errno));
-		return -errno;
+		r = -errno;
+		fprintf(stderr, "exits_vmm: %s: %s\n", path, strerror(-r));
+		return r;
 	}
 	buf = malloc(EXITS_MAX_BIN);
 	if (!buf) {

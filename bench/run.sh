@@ -325,6 +325,11 @@ R[host.kvm]=$HOST_KIND
 R[host.cpus]=$(nproc)
 R[host.loadavg]=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)
 R[date]=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+R[vmm.version]=$("$VMMRUN" --version 2>/dev/null | head -n 1)
+if want linux && [ "$QEMU_RUNS" -gt 0 ] && command -v "$QEMU" >/dev/null; then
+	R[qemu.version]=$("$QEMU" --version 2>/dev/null | head -n 1)
+	R[qemu.cpu]=$QEMU_CPU
+fi
 
 rows=()
 # row METRIC VMM OTHER RATIO TARGET RESULT

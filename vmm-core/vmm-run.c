@@ -13,6 +13,7 @@
 #include "dev/uart8250.h"
 #include "x86/acpi.h"
 #include "x86/bootparams.h"
+#include "x86/firmware.h"
 #include "x86/loader.h"
 
 #include <asm/bootparam.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <termios.h>
@@ -58,6 +60,8 @@ struct options {
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
+	const char *firmware;		/* --firmware: boot a BIOS image */
+	const char *firmware_log;	/* --firmware-log: its debug port */
 	unsigned int cpus;
 	uint64_t memory;
 	const char *console;
@@ -74,6 +78,7 @@ struct vmm {
 	struct rtc *rtc;
 	struct pci_host *pci;
 	struct acpi_pm *pm;
+	struct firmware *fw;
 	int console_fd;
 	bool tty_raw;
 	struct termios tty_saved;
@@ -87,12 +92,15 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vmm-run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
+		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
 		"\n"
 		"Boots one VM in the foreground. SIZE takes K, M, G or T (binary\n"
 		"units); a plain number is MiB. Default: 1 vCPU, 512M, console on stdio.\n"
 		"--classic-boot lets the guest decompress its own bzImage.\n"
+		"--firmware boots a BIOS image (e.g. /usr/share/seabios/bios.bin)\n"
+		"instead of a kernel; --firmware-log writes its debug port there.\n"
 		"On a terminal, Ctrl-A x quits. Exit codes: 0 poweroff, 3 reboot,\n"
 		"4 guest crash, 2 bad arguments or set-up error, 1 internal error,\n"
 		"130/143 after SIGINT/SIGTERM.\n");
@@ -223,6 +231,8 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'c' },
+		{ "firmware", required_argument, NULL, 'F' },
+		{ "firmware-log", required_argument, NULL, 'L' },
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "memory", required_argument, NULL, 'm' },
 		{ "console", required_argument, NULL, 'C' },
@@ -248,6 +258,8 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'k': o->kernel = optarg; break;
 		case 'i': o->initrd = optarg; break;
 		case 'c': o->cmdline = optarg; break;
+		case 'F': o->firmware = optarg; break;
+		case 'L': o->firmware_log = optarg; break;
 		case 'n':
 			errno = 0;
 			n = strtoul(optarg, &end, 10);
@@ -281,8 +293,14 @@ parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		return die_usage("unexpected argument '%s'", argv[optind]);
-	if (!o->kernel)
-		return die_usage("no kernel given: --kernel PATH is required");
+	if (o->firmware && (o->kernel || o->initrd || o->cmdline))
+		return die_usage("--firmware boots the BIOS image alone: no "
+				 "--kernel, --initrd or --cmdline with it");
+	if (o->firmware_log && !o->firmware)
+		return die_usage("--firmware-log needs --firmware");
+	if (!o->kernel && !o->firmware)
+		return die_usage("no kernel given: --kernel PATH (or "
+				 "--firmware PATH) is required");
 	return 0;
 }
 
@@ -562,6 +580,60 @@ out:
 	return r;
 }
 
+/* ---- firmware boot (--firmware) ---------------------------------- */
+
+/*
+ * How long SeaBIOS waits after "No bootable device" before it reboots,
+ * which ends vmm-run with EXIT_REBOOT.
+ */
+#define FIRMWARE_BOOT_FAIL_WAIT_MS 5000
+
+/*
+ * Map the BIOS image and put the boot vCPU at its reset vector; the
+ * firmware prints on COM1 and its debug port goes to --firmware-log.
+ */
+static int
+setup_firmware(struct vmm *m)
+{
+	struct firmware_config fc;
+	uint8_t *img = NULL;
+	size_t len = 0;
+	char err[256] = "";
+	int log_fd = -1, r;
+
+	r = read_file("firmware", m->opt.firmware, &img, &len);
+	if (r < 0)
+		return r;
+	if (m->opt.firmware_log) {
+		log_fd = open(m->opt.firmware_log, O_WRONLY | O_CREAT |
+			      O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+		if (log_fd < 0) {
+			r = -errno;
+			log_err("--firmware-log '%s': %s", m->opt.firmware_log,
+				strerror(-r));
+			goto out;
+		}
+	}
+	memset(&fc, 0, sizeof(fc));
+	fc.image = img;
+	fc.image_size = len;
+	fc.debug_fd = log_fd;
+	fc.serial_port = PORT_COM1;
+	fc.boot_fail_wait_ms = FIRMWARE_BOOT_FAIL_WAIT_MS;
+	r = firmware_new(m->vm, &fc, &m->fw, err, sizeof(err));
+	if (r < 0) {
+		log_err("firmware '%s': %s", m->opt.firmware, err);
+		if (log_fd >= 0)
+			close(log_fd);
+	}
+	/* On success log_fd stays open for the life of the VM. */
+out:
+	free(img);
+	return r;
+}
+
+/* ---- end of firmware boot ------------------------------------------- */
+
 static int
 setup_devices(struct vmm *m)
 {
@@ -591,8 +663,15 @@ print_stats(struct vmm *m)
 	for (i = 0; i < m->vm->nr_vcpus; i++) {
 		const struct vcpu_stats *s = &m->vm->vcpus[i].stats;
 
+		struct kvm_regs regs;
+
 		fprintf(stderr, "  vcpu%u: runs=%llu", i,
 			(unsigned long long)s->runs);
+		/* Where it was when the VM stopped: the first thing to know
+		 * about a guest that hangs. */
+		if (ioctl(m->vm->vcpus[i].fd, KVM_GET_REGS, &regs) == 0)
+			fprintf(stderr, " rip=0x%llx",
+				(unsigned long long)regs.rip);
 		for (k = 0; k < VCPU_EXIT_MAX; k++)
 			if (s->exits[k])
 				fprintf(stderr, " %s=%llu",
@@ -625,7 +704,7 @@ main(int argc, char **argv)
 		return code;
 	if (check_memory(&m.opt))
 		return EXIT_USAGE;
-	if (access(m.opt.kernel, R_OK) < 0) {
+	if (m.opt.kernel && access(m.opt.kernel, R_OK) < 0) {
 		log_err("kernel '%s': %s", m.opt.kernel, strerror(errno));
 		return EXIT_USAGE;
 	}
@@ -660,7 +739,8 @@ main(int argc, char **argv)
 			 "instructions the host cannot emulate are carried "
 			 "out by vmm-run%s", m.opt.no_pvm_cmdline ? "" :
 			 ", and the guest command line gets the PVM switches");
-	if (setup_devices(&m) < 0 || setup_boot(&m) < 0) {
+	if (setup_devices(&m) < 0 ||
+	    (m.opt.firmware ? setup_firmware(&m) : setup_boot(&m)) < 0) {
 		code = EXIT_USAGE;
 		goto out;
 	}

@@ -27,15 +27,17 @@ else
 fi
 cmdline="console=ttyS0 earlyprintk=serial panic=-1 vmmd.poweroff vmmdtest=cmdline-seen"
 
-# boot NAME MEMORY STOP_AT: one vmm-run in $dir/NAME; STOP_AT, when not
-# empty, is a console line after which the VM is stopped (SIGTERM).
+# boot NAME MEMORY STOP_AT [KERNEL INITRD]: one vmm-run in $dir/NAME;
+# STOP_AT, when not empty, is a console line after which the VM is stopped
+# (SIGTERM).
 boot() {
 	local name=$1 mem=$2 stop_at=$3 d=$dir/$1
+	local k=${4:-$kernel} i=${5:-$initrd}
 	mkdir -p "$d"
 	date +%s >"$d/t0"
 	: >"$d/console.log"
 	timeout --signal=TERM --kill-after=10 "$deadline" \
-		"$BUILD/bin/vmm-run" --kernel "$kernel" --initrd "$initrd" \
+		"$BUILD/bin/vmm-run" --kernel "$k" --initrd "$i" \
 		--cpus 2 --memory "$mem" --cmdline "$cmdline" \
 		--console "file:$d/console.log" --stats \
 		>"$d/stdout.log" 2>"$d/stderr.log" &
@@ -65,6 +67,12 @@ start() {
 	fi
 	boot large 4G "Memory: " &
 	boot full 512M "" &
+	# Debian's other kernel (linux-image-amd64, xz payload): the same
+	# platform, as far as its ACPI tables.
+	if [ -f "$BUILD/guest/vmlinuz-generic" ]; then
+		boot generic 512M "ACPI: APIC" "$BUILD/guest/vmlinuz-generic" \
+			"$BUILD/guest/initrd-generic.img" &
+	fi
 	wait
 }
 
@@ -123,6 +131,7 @@ check() {
 	fi
 	wait_boot large
 	wait_boot full
+	[ -d "$dir/generic" ] && wait_boot generic
 
 	expect large "kernel booted" "Linux version [0-9]"
 	expect large "command line reached the kernel" "Command line: .*vmmdtest=cmdline-seen"
@@ -141,6 +150,15 @@ check() {
 	expect large "memory size" "Memory: [0-9]+K/419[0-9]{4}K available"
 	expect full "2 vCPUs found" "Allowing 2 CPUs"
 	expect full "memory size" "Memory: [0-9]+K/52[0-9]{4}K available"
+
+	if [ -d "$dir/generic" ]; then
+		expect generic "the generic kernel booted" "Linux version [0-9.-]+amd64 "
+		expect generic "command line" "Command line: .*vmmdtest=cmdline-seen"
+		expect generic "e820" "BIOS-e820: \[mem 0x0000000000100000-0x000000001fffffff\] usable"
+		expect generic "ACPI: our MADT" "ACPI: APIC 0x"
+	else
+		notok "generic boot: $BUILD/guest/vmlinuz-generic is missing (make guest builds it)"
+	fi
 
 	local log=$dir/full/console.log rc
 	rc=$(cat "$dir/full/rc" 2>/dev/null || echo none)
@@ -163,7 +181,8 @@ check() {
 			notok "full boot to init: not reached (exit $rc; last line: '$last'; $why)"
 		fi
 	fi
-	for b in large full; do
+	for b in large full generic; do
+		[ -d "$dir/$b" ] || continue
 		rc=$(cat "$dir/$b/rc" 2>/dev/null || echo none)
 		case $rc in
 		0|4|124|143) ok "$b boot: vmm-run ended as a VMM should (exit $rc)" ;;

@@ -241,13 +241,19 @@ test_host_bridge(void **state)
 	unsigned int slot;
 	int found = -1;
 
-	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 4), 0x29c08086);
+	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 4), 0x12378086);
 	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 2), 0x8086);
-	assert_int_equal(cfg_read(f, 0, PCI_DEVICE_ID, 2), 0x29c0);
+	assert_int_equal(cfg_read(f, 0, PCI_DEVICE_ID, 2), 0x1237);
 	assert_int_equal(cfg_read(f, 0, 0, 1), 0x86);
 	assert_int_equal(cfg_read(f, 0, 1, 1), 0x80);
-	assert_int_equal(cfg_read(f, 0, 2, 1), 0xc0);
-	assert_int_equal(cfg_read(f, 0, 3, 1), 0x29);
+	assert_int_equal(cfg_read(f, 0, 2, 1), 0x37);
+	assert_int_equal(cfg_read(f, 0, 3, 1), 0x12);
+	/* SeaBIOS knows a QEMU-like machine by these. */
+	assert_int_equal(cfg_read(f, 0, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
+	assert_int_equal(cfg_read(f, 0, PCI_SUBSYSTEM_ID, 2), 0x1100);
+	cfg_write(f, 0, PCI_SUBSYSTEM_VENDOR_ID, 4, 0);
+	assert_int_equal(cfg_read(f, 0, PCI_SUBSYSTEM_VENDOR_ID, 4),
+			 0x11001af4);
 	assert_int_equal(cfg_read(f, 0, PCI_CLASS_REVISION, 4), 0x06000000);
 	assert_int_equal(cfg_read(f, 0, PCI_CLASS_DEVICE, 2), 0x0600);
 	assert_int_equal(cfg_read(f, 0, PCI_HEADER_TYPE, 1), 0);
@@ -263,6 +269,40 @@ test_host_bridge(void **state)
 			break;
 		}
 	assert_int_equal(found, 0);
+}
+
+/*
+ * The PAM registers keep what SeaBIOS writes, dword at a time as it does,
+ * and only the bits an i440FX has; the bytes around them stay read-only.
+ */
+static void
+test_host_bridge_pam(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(cfg_read(f, 0, 0x58, 4), 0);
+	assert_int_equal(cfg_read(f, 0, 0x5c, 4), 0);
+	/* Unlock: 0xC0000-0xEFFFF and 0xF0000 read-write. */
+	cfg_write(f, 0, 0x58, 4, 0x333030ff);
+	cfg_write(f, 0, 0x5c, 4, 0x33333333);
+	assert_int_equal(cfg_read(f, 0, 0x58, 4), 0x33303000);
+	assert_int_equal(cfg_read(f, 0, 0x5c, 4), 0x33333333);
+	assert_int_equal(cfg_read(f, 0, PCI_HOST_PAM0, 1), 0x30);
+	/* Lock: read-only. */
+	cfg_write(f, 0, 0x58, 4, 0x11111000);
+	assert_int_equal(cfg_read(f, 0, 0x58, 4), 0x11111000);
+	cfg_write(f, 0, 0x58, 4, 0xff11ffff);
+	assert_int_equal(cfg_read(f, 0, 0x58, 4), 0x33113000);
+	cfg_write(f, 0, 0x5c, 4, 0xffffffff);
+	assert_int_equal(cfg_read(f, 0, 0x5c, 4), 0x33333333);
+	cfg_write(f, 0, 0x5c, 4, 0x11111111);
+	assert_int_equal(cfg_read(f, 0, 0x5c, 4), 0x11111111);
+	/* Byte writes, and nothing past PAM6 (0x5F) takes a write. */
+	cfg_write(f, 0, 0x5f, 1, 0x22);
+	assert_int_equal(cfg_read(f, 0, 0x5f, 1), 0x22);
+	cfg_write(f, 0, 0x60, 4, 0xffffffff);
+	assert_int_equal(cfg_read(f, 0, 0x60, 4), 0);
+	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 4), 0x12378086);
 }
 
 static void
@@ -302,11 +342,11 @@ test_config_address_and_absent(void **state)
 	cfg_write(f, 5, PCI_COMMAND, 2, 0xffff);
 	out(f, PORT_PCI_CONFIG_ADDR, 4, 0);
 	out(f, PORT_PCI_CONFIG_DATA, 4, 0xffffffff);
-	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 4), 0x29c08086);
+	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 4), 0x12378086);
 
 	/* A word at 0xCFD (inside the dword) is fine; across 0xCFF not. */
 	out(f, PORT_PCI_CONFIG_ADDR, 4, cfg_addr(0, 0, 0, 0));
-	assert_int_equal(in(f, PORT_PCI_CONFIG_DATA + 1, 2), 0xc080);
+	assert_int_equal(in(f, PORT_PCI_CONFIG_DATA + 1, 2), 0x3780);
 	{
 		uint8_t d[4] = { 0 };
 
@@ -610,7 +650,7 @@ test_wmask(void **state)
 			 PCI_STATUS_SIG_SYSTEM_ERROR | PCI_STATUS_CAP_LIST);
 	/* The host bridge's identity is just as safe. */
 	cfg_write(f, 0, PCI_VENDOR_ID, 4, 0);
-	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 4), 0x29c08086);
+	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 4), 0x12378086);
 }
 
 static void
@@ -865,6 +905,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_host_bridge, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_host_bridge_pam, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_config_address_and_absent,
 						setup, teardown),

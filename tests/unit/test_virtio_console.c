@@ -921,6 +921,11 @@ test_budget_yield(void **state)
 	for (i = 0; i < sizeof(want); i++)
 		want[i] = pattern(i + 5);
 	bring_up(f, F_V1 | F_EVT | F_IND);
+	/* Activation looks at both queues once; let it pass first. */
+	for (i = 0; i < 1000 && __atomic_load_n(
+		     &console_virtio(f->con)->notifies, __ATOMIC_SEQ_CST) < 2;
+	     i++)
+		usleep(1000);
 	/* One kick for more buffers than CONSOLE_BUDGET: the device comes
 	 * back for the rest by itself, both ways. */
 	write_all(f->in_w, want, sizeof(want));

@@ -270,6 +270,11 @@ test_many(void **state)
 	/* More than RNG_BUDGET in one kick: the device yields and comes
 	 * back by itself. */
 	bring_up(f, F_V1 | F_EVT | F_IND);
+	/* Activation looks at the queue once; let it pass first. */
+	for (i = 0; i < 1000 && __atomic_load_n(
+		     &rng_virtio(f->rng)->notifies, __ATOMIC_SEQ_CST) < 1;
+	     i++)
+		usleep(1000);
 	for (i = 0; i < 200; i++) {
 		h[i] = request(f, 32, &g[i]);
 		assert_true(h[i] >= 0);
@@ -321,7 +326,7 @@ test_rate_limit(void **state)
 	for (i = 1; i < 8; i++)
 		assert_int_equal(wait_used(f, h[i]), 64 << 10);
 	all = ms_since(&t0);
-	assert_true(first < 50);
+	assert_true(first < 150);
 	if (all < 300 || all > 1500)
 		fail_msg("8 x 64 KiB at 1 MiB/s took %llu ms, expected ~375",
 			 (unsigned long long)all);

@@ -493,6 +493,12 @@ pci_host_new(struct bus *pio, struct bus *mmio, const struct platform_ops *p)
 	}
 	pci_device_init(&h->bridge, "pci-host-bridge", PCI_HOST_VENDOR_ID,
 			PCI_HOST_DEVICE_ID, PCI_HOST_CLASS, 0);
+	pci_cfg_set16(&h->bridge, PCI_SUBSYSTEM_VENDOR_ID,
+		      PCI_HOST_SUBSYS_VENDOR_ID);
+	pci_cfg_set16(&h->bridge, PCI_SUBSYSTEM_ID, PCI_HOST_SUBSYS_ID);
+	/* PAM0 holds only the 0xF0000 segment's bits, the others two each. */
+	h->bridge.wmask[PCI_HOST_PAM0] = 0x30;
+	memset(&h->bridge.wmask[PCI_HOST_PAM0 + 1], 0x33, PCI_HOST_NR_PAM - 1);
 	r = pci_attach(h, &h->bridge, 0);
 	if (r < 0)
 		goto fail;

@@ -42,10 +42,26 @@
 #define PCI_RESET_CONTROL_RESET	0x04	/* 0xCF9 bit 2: reset the CPU */
 #define PCI_ROM_MAX_SIZE	(16u << 20)
 
-/* The host bridge at 00:00.0. */
+/*
+ * The host bridge at 00:00.0 looks like the i440FX of QEMU's "pc" machine:
+ * SeaBIOS (Debian's QEMU build) takes its platform set-up from that id and
+ * recognises a virtual machine, and only then reads fw_cfg, by the
+ * subsystem ids 1af4:1100. A Q35 id would send it to set up MMCONFIG, which
+ * this platform does not have.
+ */
 #define PCI_HOST_VENDOR_ID	0x8086	/* Intel */
-#define PCI_HOST_DEVICE_ID	0x29c0	/* 82G33/P35 DRAM controller */
+#define PCI_HOST_DEVICE_ID	0x1237	/* 82441FX PMC (i440FX) */
 #define PCI_HOST_CLASS		0x060000
+#define PCI_HOST_SUBSYS_VENDOR_ID 0x1af4	/* Red Hat */
+#define PCI_HOST_SUBSYS_ID	0x1100		/* QEMU virtual machine */
+/*
+ * The i440FX's PAM registers (0x59-0x5F) steer 0xC0000-0xFFFFF between ROM
+ * and shadow RAM. Here that range is always RAM, read-write (see
+ * x86/firmware.h); the registers only keep what the guest wrote, which is
+ * all SeaBIOS needs to unlock and lock its shadow copy.
+ */
+#define PCI_HOST_PAM0		0x59
+#define PCI_HOST_NR_PAM		7
 
 struct pci_device;
 struct pci_host;

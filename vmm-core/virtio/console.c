@@ -35,7 +35,7 @@ struct vcon {
 	/* I/O thread only. */
 	bool in_watched;
 	bool in_ended;			/* atomic: read by console_get_stats */
-	bool out_watched;		/* holding tx_el until out_fd has room */
+	bool out_watched;		/* tx_el held until out_fd has room */
 	bool out_stalled;		/* out_fd kept us waiting too long */
 	bool rx_held;			/* rx_el popped, waiting for input */
 	bool tx_held;			/* tx_el popped, not all written yet */

@@ -154,7 +154,7 @@ rng_fill(struct rng *r, const struct virtq_elem *el)
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
-				return done;	/* what we have; cannot happen */
+				return done;	/* cannot happen */
 			p += n;
 			len -= (size_t)n;
 			done += (uint32_t)n;

@@ -30,7 +30,7 @@
 #include "mem.h"
 #include "virtio/virtio.h"
 
-#define RNG_QUEUE_MAX		256		/* entries in the request queue */
+#define RNG_QUEUE_MAX		256		/* entries in the requestq */
 #define RNG_MAX_REQUEST		(64u * 1024)	/* bytes per request, at most */
 #define RNG_REQUEST_MIN_COST	64		/* bytes charged per request */
 #define RNG_BUDGET		64		/* requests per wakeup */
