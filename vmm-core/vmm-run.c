@@ -11,6 +11,10 @@
 #include "dev/pci.h"
 #include "dev/rtc.h"
 #include "dev/uart8250.h"
+#include "virtio/console.h"
+#include "virtio/irq.h"
+#include "virtio/rng.h"
+#include "virtio/virtio_pci.h"
 #include "x86/acpi.h"
 #include "x86/bootparams.h"
 #include "x86/firmware.h"
@@ -68,6 +72,8 @@ struct options {
 	bool stats;
 	bool classic;
 	bool no_pvm_cmdline;
+	const char *virtio_console;	/* NULL, "stdio" or "file:PATH" */
+	bool no_rng;
 };
 
 struct vmm {
@@ -79,6 +85,11 @@ struct vmm {
 	struct pci_host *pci;
 	struct acpi_pm *pm;
 	struct firmware *fw;
+	struct irq_router *router;
+	struct virtio_pci_sink sink;
+	struct vcon *vcon;
+	struct rng *rng;
+	int vcon_in[2];		/* stdin -> virtio-console, when it has stdio */
 	int console_fd;
 	bool tty_raw;
 	struct termios tty_saved;
@@ -94,11 +105,14 @@ usage(FILE *f)
 		"usage: vmm-run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
 		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
+		"               [--virtio-console stdio|file:PATH] [--no-rng]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
 		"\n"
 		"Boots one VM in the foreground. SIZE takes K, M, G or T (binary\n"
 		"units); a plain number is MiB. Default: 1 vCPU, 512M, console on stdio.\n"
 		"--classic-boot lets the guest decompress its own bzImage.\n"
+		"--virtio-console adds hvc0 (virtio-console); with stdio it takes\n"
+		"the terminal's input. A virtio-rng device is there unless --no-rng.\n"
 		"--firmware boots a BIOS image (e.g. /usr/share/seabios/bios.bin)\n"
 		"instead of a kernel; --firmware-log writes its debug port there.\n"
 		"On a terminal, Ctrl-A x quits. Exit codes: 0 poweroff, 3 reboot,\n"
@@ -239,6 +253,8 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "stats", no_argument, NULL, 's' },
 		{ "classic-boot", no_argument, NULL, 'B' },
 		{ "no-pvm-cmdline", no_argument, NULL, 'P' },
+		{ "virtio-console", required_argument, NULL, 'H' },
+		{ "no-rng", no_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -280,6 +296,14 @@ parse_args(int argc, char **argv, struct options *o)
 		case 's': o->stats = true; break;
 		case 'B': o->classic = true; break;
 		case 'P': o->no_pvm_cmdline = true; break;
+		case 'H':
+			if (strcmp(optarg, "stdio") != 0 &&
+			    (strncmp(optarg, "file:", 5) != 0 || !optarg[5]))
+				return die_usage("--virtio-console '%s': expected "
+						 "stdio or file:PATH", optarg);
+			o->virtio_console = optarg;
+			break;
+		case 'R': o->no_rng = true; break;
 		case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("vmm-run %s\n", VMM_RUN_VERSION); exit(0);
@@ -393,6 +417,20 @@ console_input_thread(void *arg)
 			}
 			n = (ssize_t)w;
 		}
+		if (m->vcon_in[1] >= 0) {
+			/* hvc0 has the terminal: the device reads a pipe. */
+			while (off < (size_t)n) {
+				ssize_t k = write(m->vcon_in[1], buf + off,
+						  (size_t)n - off);
+
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k < 0)
+					return NULL;
+				off += (size_t)k;
+			}
+			continue;
+		}
 		while (off < (size_t)n) {
 			struct pollfd pfd[2] = {
 				{ .fd = uart8250_input_eventfd(m->uart),
@@ -423,7 +461,8 @@ console_start_input(struct vmm *m)
 	pthread_t t;
 	struct termios raw;
 
-	if (strcmp(m->opt.console, "stdio") != 0)
+	if (strcmp(m->opt.console, "stdio") != 0 &&
+	    !(m->opt.virtio_console && strcmp(m->opt.virtio_console, "stdio") == 0))
 		return 0;
 	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &m->tty_saved) == 0) {
 		raw = m->tty_saved;
@@ -654,6 +693,76 @@ setup_devices(struct vmm *m)
 	return 0;
 }
 
+/* Put a virtio device on the PCI bus behind a modern virtio-pci function. */
+static int
+attach_virtio(struct vmm *m, struct virtio_device *vdev, const char *what)
+{
+	struct virtio_pci_config pc = { .slot = -1, .sink = &m->sink };
+	struct virtio_pci *vp;
+	int r;
+
+	r = virtio_pci_new(m->pci, vdev, &pc, &vp);
+	if (r < 0)
+		log_err("%s: attaching to PCI: %s", what, strerror(-r));
+	return r;
+}
+
+static int
+setup_virtio(struct vmm *m)
+{
+	struct vm *vm = m->vm;
+	int r;
+
+	m->router = irq_router_new(vm);
+	if (!m->router) {
+		log_err("interrupt routing for virtio: %s", strerror(errno));
+		return -errno;
+	}
+	irq_router_sink(m->router, 0, &m->sink);
+	if (!m->opt.no_rng) {
+		r = rng_new(&vm->mem, &m->rng);
+		if (r < 0) {
+			log_err("virtio-rng: %s", strerror(-r));
+			return r;
+		}
+		r = attach_virtio(m, rng_virtio(m->rng), "virtio-rng");
+		if (r < 0)
+			return r;
+	}
+	if (m->opt.virtio_console) {
+		struct console_options co = { .in_fd = -1, .out_fd = -1 };
+		const char *c = m->opt.virtio_console;
+		int fd = -1;
+
+		if (strcmp(c, "stdio") == 0) {
+			if (pipe2(m->vcon_in, O_CLOEXEC) < 0)
+				return -errno;
+			co.in_fd = m->vcon_in[0];
+			co.out_fd = STDOUT_FILENO;
+		} else {
+			fd = open(c + 5, O_WRONLY | O_CREAT | O_TRUNC |
+				  O_APPEND | O_CLOEXEC, 0640);
+			if (fd < 0) {
+				log_err("--virtio-console '%s': %s", c,
+					strerror(errno));
+				return -errno;
+			}
+			co.out_fd = fd;
+		}
+		r = console_new(&vm->mem, &co, &m->vcon);
+		if (fd >= 0)
+			close(fd);	/* the device keeps its own copy */
+		if (r < 0) {
+			log_err("virtio-console: %s", strerror(-r));
+			return r;
+		}
+		r = attach_virtio(m, console_virtio(m->vcon), "virtio-console");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static void
 print_stats(struct vmm *m)
 {
@@ -697,6 +806,7 @@ main(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.console_fd = -1;
+	m.vcon_in[0] = m.vcon_in[1] = -1;
 	the_vmm = &m;
 	log_set_tag("vmm-run");
 	code = parse_args(argc, argv, &m.opt);
@@ -739,7 +849,7 @@ main(int argc, char **argv)
 			 "instructions the host cannot emulate are carried "
 			 "out by vmm-run%s", m.opt.no_pvm_cmdline ? "" :
 			 ", and the guest command line gets the PVM switches");
-	if (setup_devices(&m) < 0 ||
+	if (setup_devices(&m) < 0 || setup_virtio(&m) < 0 ||
 	    (m.opt.firmware ? setup_firmware(&m) : setup_boot(&m)) < 0) {
 		code = EXIT_USAGE;
 		goto out;
