@@ -178,8 +178,8 @@ bare_run(int fd, const struct pattern *p, struct result *res)
 	struct io_uring_cqe *cqe;
 	struct iovec iov[MAX_QD];
 	uint64_t reqs = 0, seq = 0;
+	unsigned int i, inflight;
 	double t0, c0, end;
-	unsigned int i;
 	int r;
 
 	r = io_uring_queue_init(p->qd, &ring, 0);
@@ -206,16 +206,20 @@ bare_run(int fd, const struct pattern *p, struct result *res)
 		io_uring_sqe_set_data64(sqe, i);
 	}
 	io_uring_submit(&ring);
-	for (;;) {
+	inflight = p->qd;
+	while (inflight) {
 		unsigned int head, n = 0;
 		bool stop = now() >= end;
 
 		r = io_uring_wait_cqe(&ring, &cqe);
 		if (r < 0)
-			break;
+			return r;
 		io_uring_for_each_cqe(&ring, head, cqe) {
+			struct io_uring_sqe *sqe;
+
 			i = (unsigned int)io_uring_cqe_get_data64(cqe);
 			n++;
+			inflight--;
 			if (cqe->res != (int)p->bs) {
 				fprintf(stderr, "bare: I/O returned %d\n",
 					cqe->res);
@@ -224,25 +228,19 @@ bare_run(int fd, const struct pattern *p, struct result *res)
 			reqs++;
 			if (stop)
 				continue;
-			{
-				struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-
-				if (p->write)
-					io_uring_prep_writev(sqe, fd, &iov[i], 1,
-							     next_offset(p, &seq));
-				else
-					io_uring_prep_readv(sqe, fd, &iov[i], 1,
-							    next_offset(p, &seq));
-				io_uring_sqe_set_data64(sqe, i);
-			}
+			sqe = io_uring_get_sqe(&ring);
+			if (p->write)
+				io_uring_prep_writev(sqe, fd, &iov[i], 1,
+						     next_offset(p, &seq));
+			else
+				io_uring_prep_readv(sqe, fd, &iov[i], 1,
+						    next_offset(p, &seq));
+			io_uring_sqe_set_data64(sqe, i);
+			inflight++;
 		}
 		io_uring_cq_advance(&ring, n);
-		if (stop) {
-			if (reqs % p->qd == 0 && io_uring_cq_ready(&ring) == 0)
-				break;
-			continue;
-		}
-		io_uring_submit(&ring);
+		if (!stop)
+			io_uring_submit(&ring);
 	}
 	res->reqs = reqs;
 	res->rate = rate_of(p, reqs, now() - t0);

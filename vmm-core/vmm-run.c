@@ -11,6 +11,7 @@
 #include "dev/pci.h"
 #include "dev/rtc.h"
 #include "dev/uart8250.h"
+#include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/irq.h"
 #include "virtio/rng.h"
@@ -60,6 +61,8 @@ static const char pvm_cmdline[] =
 	"abm,movbe,sse4_1,sse4_2,aes,pclmulqdq,sha_ni,clflushopt,clwb,avx,"
 	"avx2,fma,f16c,ssse3,gfni,vaes,vpclmulqdq,erms,fsrm nowatchdog";
 
+#define VMM_MAX_DISKS 16
+
 struct options {
 	const char *kernel;
 	const char *initrd;
@@ -73,6 +76,8 @@ struct options {
 	bool classic;
 	bool no_pvm_cmdline;
 	const char *virtio_console;	/* NULL, "stdio" or "file:PATH" */
+	const char *disks[VMM_MAX_DISKS];	/* --disk arguments, in order */
+	unsigned int nr_disks;
 	bool no_rng;
 };
 
@@ -89,6 +94,7 @@ struct vmm {
 	struct virtio_pci_sink sink;
 	struct vcon *vcon;
 	struct rng *rng;
+	struct blk *blks[VMM_MAX_DISKS];
 	int vcon_in[2];		/* stdin -> virtio-console, when it has stdio */
 	int console_fd;
 	bool tty_raw;
@@ -105,12 +111,14 @@ usage(FILE *f)
 		"usage: vmm-run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
 		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
+		"               [--disk PATH[,ro][,serial=S][,direct]]...\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
 		"\n"
 		"Boots one VM in the foreground. SIZE takes K, M, G or T (binary\n"
 		"units); a plain number is MiB. Default: 1 vCPU, 512M, console on stdio.\n"
 		"--classic-boot lets the guest decompress its own bzImage.\n"
+		"--disk adds a virtio-blk disk (a raw image; repeatable).\n"
 		"--virtio-console adds hvc0 (virtio-console); with stdio it takes\n"
 		"the terminal's input. A virtio-rng device is there unless --no-rng.\n"
 		"--firmware boots a BIOS image (e.g. /usr/share/seabios/bios.bin)\n"
@@ -255,6 +263,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "no-pvm-cmdline", no_argument, NULL, 'P' },
 		{ "virtio-console", required_argument, NULL, 'H' },
 		{ "no-rng", no_argument, NULL, 'R' },
+		{ "disk", required_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -304,6 +313,12 @@ parse_args(int argc, char **argv, struct options *o)
 			o->virtio_console = optarg;
 			break;
 		case 'R': o->no_rng = true; break;
+		case 'D':
+			if (o->nr_disks == VMM_MAX_DISKS)
+				return die_usage("--disk: at most %u disks",
+						 VMM_MAX_DISKS);
+			o->disks[o->nr_disks++] = optarg;
+			break;
 		case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("vmm-run %s\n", VMM_RUN_VERSION); exit(0);
@@ -707,6 +722,67 @@ attach_virtio(struct vmm *m, struct virtio_device *vdev, const char *what)
 	return r;
 }
 
+/*
+ * Parse "PATH[,ro][,serial=S][,direct]" into o; o->path and o->serial
+ * point into buf (a copy of the argument). 0 or -EINVAL with a message.
+ */
+static int
+parse_disk(char *buf, struct blk_options *o)
+{
+	char *save = NULL, *tok;
+
+	memset(o, 0, sizeof(*o));
+	o->path = strtok_r(buf, ",", &save);
+	if (!o->path || !*o->path) {
+		log_err("--disk: no image path given");
+		return -EINVAL;
+	}
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (strcmp(tok, "ro") == 0)
+			o->readonly = true;
+		else if (strcmp(tok, "direct") == 0)
+			o->direct = true;
+		else if (strncmp(tok, "serial=", 7) == 0)
+			o->serial = tok + 7;
+		else {
+			log_err("--disk '%s': unknown option '%s' (expected "
+				"ro, serial=S or direct)", o->path, tok);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int
+setup_disks(struct vmm *m)
+{
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < m->opt.nr_disks; i++) {
+		struct blk_options o;
+		char err[256] = "";
+		char *buf = strdup(m->opt.disks[i]);
+
+		if (!buf)
+			return -ENOMEM;
+		r = parse_disk(buf, &o);
+		if (r == 0) {
+			r = blk_new(&o, &m->vm->mem, &m->blks[i], err,
+				    sizeof(err));
+			if (r < 0)
+				log_err("--disk: %s", err);
+		}
+		free(buf);	/* blk_new copied what it keeps */
+		if (r < 0)
+			return r;
+		r = attach_virtio(m, blk_virtio(m->blks[i]), "virtio-blk");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int
 setup_virtio(struct vmm *m)
 {
@@ -729,6 +805,9 @@ setup_virtio(struct vmm *m)
 		if (r < 0)
 			return r;
 	}
+	r = setup_disks(m);
+	if (r < 0)
+		return r;
 	if (m->opt.virtio_console) {
 		struct console_options co = { .in_fd = -1, .out_fd = -1 };
 		const char *c = m->opt.virtio_console;

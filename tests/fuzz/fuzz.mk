@@ -14,6 +14,10 @@ FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 	-Ivmm-core
 # What each harness links: the virtqueue needs only guest memory.
 FUZZ_virtq_SRCS := vmm-core/virtio/virtq.c vmm-core/mem.c
+FUZZ_blk_SRCS := vmm-core/virtio/blk.c vmm-core/virtio/virtio.c vmm-core/virtio/virtq.c \
+	vmm-core/mem.c vmm-core/log.c
+# The fuzz rule links no -l flags: liburing comes in as its static archive.
+FUZZ_blk_SRCS += $(shell pkg-config --variable=libdir liburing)/liburing.a
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 

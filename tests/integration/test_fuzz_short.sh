@@ -22,6 +22,10 @@ FLAGS="-std=gnu17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 srcs_for() {
 	case "$1" in
 	virtq) echo "vmm-core/virtio/virtq.c vmm-core/mem.c" ;;
+	blk) echo "vmm-core/virtio/blk.c vmm-core/virtio/virtio.c" \
+		"vmm-core/virtio/virtq.c vmm-core/mem.c vmm-core/log.c" \
+		"$(pkg-config --variable=libdir liburing 2>/dev/null ||
+			echo /usr/lib/x86_64-linux-gnu)/liburing.a" ;;
 	*) echo "" ;;
 	esac
 }

@@ -365,6 +365,16 @@ bad "--console with an unknown kind" nokvm "console 'bogus'" \
 	--kernel "$GUEST" --console bogus
 bad "--console file: in a missing directory" nokvm "console.*$TMP/no-dir/c.log.*no such" \
 	--kernel "$GUEST" --console "file:$TMP/no-dir/c.log"
+truncate -s 4M "$TMP/disk.img"
+bad "--disk: missing image" kvm "disk image '$TMP/no-disk.img': no such file" \
+	--kernel "$GUEST" --disk "$TMP/no-disk.img"
+bad "--disk: a directory" kvm "disk image '$TMP': is a directory" \
+	--kernel "$GUEST" --disk "$TMP"
+bad "--disk: an unknown option" kvm "disk '$TMP/disk.img': unknown option 'bogus'" \
+	--kernel "$GUEST" --disk "$TMP/disk.img,bogus"
+bad "--disk: the same image twice, read-write" kvm "disk image '$TMP/disk.img' is in use" \
+	--kernel "$GUEST" --disk "$TMP/disk.img" --disk "$TMP/disk.img"
+
 # Without a usable /dev/kvm, inside a private mount namespace (the host's
 # /dev/kvm stays untouched): exit 2, naming /dev/kvm.
 if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null; then
