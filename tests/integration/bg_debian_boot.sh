@@ -21,7 +21,7 @@ initrd=$BUILD/guest/initrd.img
 # How long to let the guest run. A host with hardware virtualization boots
 # in seconds; a PVM host needs many minutes for the whole road to init.
 if [ -d /sys/module/kvm_pvm ]; then
-	deadline=${VMMD_BOOT_TIMEOUT:-1500}
+	deadline=${VMMD_BOOT_TIMEOUT:-2400}
 else
 	deadline=${VMMD_BOOT_TIMEOUT:-300}
 fi

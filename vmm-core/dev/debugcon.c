@@ -27,7 +27,6 @@ debugcon_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 		memset(data, d->out_fd >= 0 ? DEBUGCON_READBACK : 0xff, len);
 		return;
 	}
-	/* A wider OUT carries its bytes in order, low byte first. */
 	while (d->out_fd >= 0 && done < len) {
 		n = write(d->out_fd, data + done, len - done);
 		if (n < 0 && errno == EINTR)

@@ -20,10 +20,11 @@ struct debugcon;
 
 /*
  * Register the port on pio. out_fd is borrowed (the caller closes it after
- * debugcon_free) or -1 for no listener. Writes to out_fd are not retried
- * when it would block: bytes it does not take are dropped and counted.
- * Returns a new reference, or NULL with errno set (EEXIST when the port is
- * taken, ENOMEM).
+ * debugcon_free) or -1 for no listener. Every byte is written to out_fd at
+ * once, on the vCPU thread: a file or a nonblocking fd suits it, since a
+ * blocking one that fills up stalls the guest. Bytes a nonblocking fd does
+ * not take are dropped and counted. Returns a new reference, or NULL with
+ * errno set (EEXIST when the port is taken, ENOMEM).
  */
 struct debugcon *debugcon_new(struct bus *pio, uint16_t port, int out_fd);
 

@@ -22,7 +22,7 @@ struct fw_cfg {
 	bool registered;
 	struct fw_cfg_item plain[FW_CFG_FILE_FIRST];
 	struct fw_cfg_item arch[FW_CFG_NR_ARCH];
-	struct fw_cfg_item files[FW_CFG_MAX_FILES];	/* key 0x20 + index */
+	struct fw_cfg_item files[FW_CFG_MAX_FILES];	/* key 0x20 + i */
 	char names[FW_CFG_MAX_FILES][FW_CFG_MAX_FILE_PATH];
 	unsigned int nr_files;
 	/*

@@ -23,8 +23,8 @@
 
 #include "bus.h"
 
-#define FW_CFG_PORT_SEL		0x510	/* 16-bit write: select a key */
-#define FW_CFG_PORT_DATA	0x511	/* 8-bit read: next byte of the item */
+#define FW_CFG_PORT_SEL		0x510	/* 16-bit write: select */
+#define FW_CFG_PORT_DATA	0x511	/* 8-bit read: next byte */
 #define FW_CFG_NR_PORTS		2
 
 /* Keys. */
@@ -32,13 +32,13 @@
 #define FW_CFG_ID		0x0001	/* u32 LE: interface bits */
 #define FW_CFG_UUID		0x0002
 #define FW_CFG_NOGRAPHIC	0x0004
-#define FW_CFG_NB_CPUS		0x0005	/* u16 LE: CPUs present at boot */
+#define FW_CFG_NB_CPUS		0x0005	/* u16 LE: CPUs at boot */
 #define FW_CFG_NUMA		0x000d
 #define FW_CFG_BOOT_MENU	0x000e	/* u16 LE: show the boot menu */
 #define FW_CFG_MAX_CPUS		0x000f	/* u16 LE */
 #define FW_CFG_FILE_DIR		0x0019
 #define FW_CFG_FILE_FIRST	0x0020
-#define FW_CFG_WRITE_CHANNEL	0x4000	/* not supported: such keys read 0 */
+#define FW_CFG_WRITE_CHANNEL	0x4000	/* unsupported: reads 0 */
 #define FW_CFG_ARCH_LOCAL	0x8000
 #define FW_CFG_ACPI_TABLES	(FW_CFG_ARCH_LOCAL + 0)
 #define FW_CFG_SMBIOS_ENTRIES	(FW_CFG_ARCH_LOCAL + 1)
@@ -49,7 +49,7 @@
 #define FW_CFG_ID_TRADITIONAL	0x01
 
 #define FW_CFG_MAX_FILES	64
-#define FW_CFG_MAX_FILE_PATH	56	/* including the terminating NUL */
+#define FW_CFG_MAX_FILE_PATH	56	/* with the terminating NUL */
 #define FW_CFG_MAX_ITEM_SIZE	(64u << 20)
 
 /* One directory entry; size and select are big-endian. */

@@ -109,9 +109,10 @@ firmware_reset_vcpu(struct vcpu *v)
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0 ||
 	    ioctl(v->fd, KVM_GET_REGS, &r) < 0)
 		return -errno;
+	/* Types: code execute/read and data read/write, both accessed. */
 	firmware_real_seg(&s.cs, FIRMWARE_RESET_CS_SELECTOR,
-			  FIRMWARE_RESET_CS_BASE, 0xb);	/* code, read, accessed */
-	firmware_real_seg(&s.ds, 0, 0, 0x3);		/* data, write, accessed */
+			  FIRMWARE_RESET_CS_BASE, 0xb);
+	firmware_real_seg(&s.ds, 0, 0, 0x3);
 	s.es = s.fs = s.gs = s.ss = s.ds;
 	memset(&s.ldt, 0, sizeof(s.ldt));
 	s.ldt.limit = 0xffff;

@@ -46,7 +46,7 @@ struct debugcon;
 /* Up to the top of the 32-bit space, clear of the LAPIC and of KVM's
  * real-mode TSS and identity page at 0xFEFFC000-0xFEFFFFFF. */
 #define FIRMWARE_MAX_SIZE	(16 * MiB)
-#define FIRMWARE_TOP		0x100000000ULL	/* the image ends at 4 GiB */
+#define FIRMWARE_TOP		0x100000000ULL	/* the image ends here */
 #define FIRMWARE_LEGACY_END	LAYOUT_BIOS_END	/* 1 MiB */
 #define FIRMWARE_LEGACY_MAX	(128 * KiB)	/* 0xE0000-0xFFFFF */
 /* KVM memory slot of the image; vm.c uses 0 and 1 for RAM. */
@@ -75,7 +75,7 @@ struct firmware_config {
 
 struct firmware {
 	struct vm *vm;			/* borrowed */
-	uint8_t *rom;			/* the private copy, image_size bytes */
+	uint8_t *rom;			/* the private copy, size bytes */
 	size_t size;
 	uint64_t gpa;			/* FIRMWARE_TOP - size */
 	bool slot_set;			/* the KVM slot is installed */
