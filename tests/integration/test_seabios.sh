@@ -188,6 +188,51 @@ else
 		quiet rc=3 'console~SeaBIOS \(version ' 'console~No bootable device'
 fi
 
+# --- a real driver: SeaBIOS boots from our virtio-blk -------------------------
+# A boot sector built here: prints a marker on COM1, then powers off through
+# the ACPI PM1a control register (SLP_TYP 5 | SLP_EN).
+cat >"$TMP/bootsect.S" <<'EOS'
+	.code16
+	.globl _start
+_start:
+	cli
+	xor %ax, %ax
+	mov %ax, %ds
+	mov $msg, %si
+1:	lodsb
+	test %al, %al
+	jz 2f
+	mov $0x3f8, %dx
+	out %al, %dx
+	jmp 1b
+2:	mov $0x604, %dx
+	mov $0x3400, %ax
+	out %ax, %dx
+3:	hlt
+	jmp 3b
+msg:	.asciz "VMMD-BOOTSECTOR-OK\r\n"
+	.org 510
+	.byte 0x55, 0xaa
+EOS
+if gcc -c "$TMP/bootsect.S" -o "$TMP/bootsect.o" &&
+   ld -Ttext=0x7c00 --oformat binary -o "$TMP/bootsect.bin" "$TMP/bootsect.o"; then
+	cp "$TMP/bootsect.bin" "$TMP/disk.img"
+	truncate -s 1M "$TMP/disk.img"
+	run_vmm diskboot --firmware "$BIOS" --memory 64M --disk "$TMP/disk.img,serial=bootdisk" \
+		--firmware-log "$TMP/diskboot.debug"
+	check "SeaBIOS boots from our virtio-blk: its boot sector runs and powers off (exit 0)" \
+		diskboot rc=0 'console~Booting from Hard Disk' 'console~VMMD-BOOTSECTOR-OK'
+	if grep -aqE "found virtio-blk|virtio-blk|Searching bootorder" "$TMP/diskboot.debug" &&
+	   grep -aq "1af4:1042" "$TMP/diskboot.debug"; then
+		ok "SeaBIOS's own log shows our virtio-blk (1af4:1042) and its driver"
+	else
+		not_ok "SeaBIOS's own log shows our virtio-blk (1af4:1042) and its driver" \
+			"$(grep -a -iE 'virtio|1af4' "$TMP/diskboot.debug" | head -5)"
+	fi
+else
+	not_ok "assembling the boot sector" "gcc/ld failed"
+fi
+
 # --- bad input: exit 2 before the guest starts --------------------------------
 
 run_vmm missing --firmware "$TMP/nonexistent.bin"
