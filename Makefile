@@ -119,6 +119,8 @@ $(BUILD)/asan/tests/integration/%: $(AOBJ)/tests/integration/%.o $(HELPER_AOBJS)
 # Test guests built from source (tiny real-mode/long-mode programs and the
 # freestanding C test kernel); rules in tests/guest/guest.mk.
 -include tests/guest/guest.mk
+# Benchmark programs (make bench).
+-include bench/bench.mk
 # libFuzzer harnesses (make fuzz, make fuzz-run FUZZ_TIME=60).
 -include tests/fuzz/fuzz.mk
 

@@ -5,6 +5,8 @@
 #   samples its memory beyond guest RAM.
 # exits_vmm / exits_bare: port-I/O exits through vmm-core, and through a
 #   bare raw-ioctl KVM_RUN loop, on the same guest (outloop.bin).
+# blk_bench: virtio-blk (4 KiB random reads at QD32, 1 MiB sequential) beside
+#   a bare io_uring loop on the same O_DIRECT file.
 
 BENCH_DIR := $(BUILD)/bench
 BENCH_AS_FLAGS := -m32 -nostdinc -Wall -Werror
@@ -12,7 +14,7 @@ BENCH_LD ?= ld
 BENCH_OBJCOPY ?= objcopy
 
 BENCH_BINS := $(BENCH_DIR)/firstline $(BENCH_DIR)/exits_bare \
-	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin
+	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin $(BENCH_DIR)/blk_bench
 
 $(BENCH_DIR)/firstline: $(OBJ)/bench/firstline.o
 	@mkdir -p $(dir $@)
@@ -23,6 +25,12 @@ $(BENCH_DIR)/exits_bare: $(OBJ)/bench/exits_bare.o
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^
 
 $(BENCH_DIR)/exits_vmm: $(OBJ)/bench/exits_vmm.o $(BUILD)/libvmmcore.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+
+# virtio-blk through the driver harness beside a bare io_uring loop.
+$(BENCH_DIR)/blk_bench: $(OBJ)/bench/blk_bench.o \
+		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
 

@@ -12,7 +12,7 @@
 # Environment (defaults in brackets):
 #   BUILD [build], VMMRUN [$BUILD/bin/vmm-run], QEMU [qemu-system-x86_64]
 #   BENCH_KERNEL [$BUILD/guest/vmlinuz]
-#   BENCH_ONLY            comma list of startup,linux,exits [all three]
+#   BENCH_ONLY            comma list of startup,linux,exits,blk [all four]
 #   BENCH_STARTUP_RUNS    exec -> first UART byte runs, tiny kernel [7]
 #   BENCH_VMM_RUNS        vmm-run Debian kernel runs [3]
 #   BENCH_VMM_TIMEOUT     seconds for vmm-run's first kernel line [600]
@@ -36,7 +36,7 @@ OUTLOOP=$BB/outloop.bin
 RESULTS=$BB/results.txt
 LOGS=$BB/logs
 
-ONLY=${BENCH_ONLY:-startup,linux,exits}
+ONLY=${BENCH_ONLY:-startup,linux,exits,blk}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-7}
 VMM_RUNS=${BENCH_VMM_RUNS:-3}
 VMM_TIMEOUT=${BENCH_VMM_TIMEOUT:-600}
@@ -461,6 +461,21 @@ if want exits; then
 		">= $EXIT_RATIO_TARGET x" "$result"
 fi
 
+# 5. virtio-blk through the host-side driver harness, beside a bare io_uring
+# loop on the same O_DIRECT file (in the build directory: not tmpfs).
+blk_table=""
+if want blk; then
+	say "5. virtio-blk: 4 KiB random reads QD32, 1 MiB sequential, O_DIRECT"
+	if blk_table=$("$BB/blk_bench" -f "$BUILD/bench/blk.img" -s 512 -t 3 -r 3 \
+			2>"$LOGS/blk.err"); then
+		say "$blk_table"
+	else
+		errors+=("virtio-blk bench: $(head -c 300 "$LOGS/blk.err")")
+		blk_table=""
+	fi
+	rm -f "$BUILD/bench/blk.img"
+fi
+
 R[errors]=${#errors[@]}
 {
 	echo "# make bench, $(date -u +%Y-%m-%dT%H:%M:%SZ): key=value; times in"
@@ -483,6 +498,11 @@ if want exits && [ -n "${R[exits.ratio_best]:-}" ]; then
 	echo "exits, best runs: vmm-run ${R[exits.vmm.best_per_s]}/s, bare" \
 		"${R[exits.bare.best_per_s]}/s, ratio" \
 		"$(fmt "${R[exits.ratio_best]}" '%.3f') (noise only slows runs down)"
+fi
+if [ -n "$blk_table" ]; then
+	echo
+	echo "virtio-blk (target: >= 0.90 x the bare io_uring loop):"
+	echo "$blk_table"
 fi
 if want linux && [ -n "$qemu_note" ]; then
 	echo "(*) QEMU printed no first line: its memory was read at the timeout"
