@@ -10,7 +10,7 @@ build="gcc make libc6-dev linux-libc-dev pkg-config binutils
 # The guest image is built from Debian's packages (apt-get download, dpkg -x).
 guest="cpio gzip xz-utils dpkg apt kmod"
 test="$build $guest iproute2 procps util-linux python3 acpica-tools
-	clang libclang-rt-14-dev seabios"
+	clang libclang-rt-14-dev seabios e2fsprogs"
 bench="$test qemu-system-x86 time"
 
 case "${1:-build}" in

@@ -26,6 +26,13 @@ else
 	deadline=${VMMD_BOOT_TIMEOUT:-300}
 fi
 cmdline="console=ttyS0 earlyprintk=serial panic=-1 vmmd.poweroff vmmdtest=cmdline-seen"
+# What the full boot's init runs (URL-encoded for vmmd.run=, see
+# tests/guest/README.md): write a file on /dev/vda, read /dev/hwrng, write
+# to hvc0; and what the second boot runs: read the file back.
+#   mount -t ext4 /dev/vda /mnt && echo vmmd-disk-$(cat /sys/block/vda/serial 2>/dev/null)-ok > /mnt/f && sync && umount /mnt && echo DISK-WRITTEN; echo RNG-BYTES $(head -c 64 /dev/hwrng | wc -c); echo hello-from-hvc0 > /dev/hvc0 && echo HVC0-WRITTEN
+#   mount -t ext4 /dev/vda /mnt && echo DISK-READ $(cat /mnt/f) && umount /mnt
+write_q="mount+-t+ext4+%2Fdev%2Fvda+%2Fmnt+%26%26+echo+vmmd-disk-%24%28cat+%2Fsys%2Fblock%2Fvda%2Fserial+2%3E%2Fdev%2Fnull%29-ok+%3E+%2Fmnt%2Ff+%26%26+sync+%26%26+umount+%2Fmnt+%26%26+echo+DISK-WRITTEN%3B+echo+RNG-BYTES+%24%28head+-c+64+%2Fdev%2Fhwrng+%7C+wc+-c%29%3B+echo+hello-from-hvc0+%3E+%2Fdev%2Fhvc0+%26%26+echo+HVC0-WRITTEN"
+read_q="mount+-t+ext4+%2Fdev%2Fvda+%2Fmnt+%26%26+echo+DISK-READ+%24%28cat+%2Fmnt%2Ff%29+%26%26+umount+%2Fmnt"
 
 # boot NAME MEMORY STOP_AT [KERNEL INITRD]: one vmm-run in $dir/NAME;
 # STOP_AT, when not empty, is a console line after which the VM is stopped
@@ -33,12 +40,14 @@ cmdline="console=ttyS0 earlyprintk=serial panic=-1 vmmd.poweroff vmmdtest=cmdlin
 boot() {
 	local name=$1 mem=$2 stop_at=$3 d=$dir/$1
 	local k=${4:-$kernel} i=${5:-$initrd}
+	local cl=${BOOT_CMDLINE:-$cmdline}
+	local -a extra=(${BOOT_EXTRA:-})
 	mkdir -p "$d"
 	date +%s >"$d/t0"
 	: >"$d/console.log"
 	timeout --signal=TERM --kill-after=10 "$deadline" \
 		"$BUILD/bin/vmm-run" --kernel "$k" --initrd "$i" \
-		--cpus 2 --memory "$mem" --cmdline "$cmdline" \
+		--cpus 2 --memory "$mem" --cmdline "$cl" "${extra[@]}" \
 		--console "file:$d/console.log" --stats \
 		>"$d/stdout.log" 2>"$d/stderr.log" &
 	local pid=$!
@@ -66,7 +75,19 @@ start() {
 		return
 	fi
 	boot large 4G "Memory: " &
-	boot full 512M "" &
+	# The full boot carries a disk (ext4, made here), hvc0 and the rng;
+	# its init writes a file on the disk, reads /dev/hwrng and writes to
+	# hvc0. A second boot reads the file back (after the first powered off).
+	if mkfs.ext4 -q -F -L vmmdtest "$dir/disk.img" 32M >/dev/null 2>&1; then
+		full_extra="--disk $dir/disk.img,serial=vmmdtestdisk --virtio-console file:$dir/hvc0.log"
+	else
+		full_extra=""
+	fi
+	( BOOT_EXTRA=$full_extra BOOT_CMDLINE="$cmdline vmmd.run=$write_q" boot full 512M ""
+	  if grep -aq "VMMD-GUEST-RUN-EXIT" "$dir/full/console.log" && [ -n "$full_extra" ]; then
+		BOOT_EXTRA="--disk $dir/disk.img,serial=vmmdtestdisk" \
+		BOOT_CMDLINE="$cmdline vmmd.run=$read_q" boot again 512M ""
+	  fi ) &
 	# Debian's other kernel (linux-image-amd64, xz payload): the same
 	# platform, as far as its ACPI tables.
 	if [ -f "$BUILD/guest/vmlinuz-generic" ]; then
@@ -176,6 +197,22 @@ check() {
 		else
 			notok "full boot: guest poweroff: vmm-run exit code $rc, expected 0"
 		fi
+		expect full "the initramfs loaded the virtio modules" "VMMD-GUEST-VIRTIO .*virtio_blk"
+		expect full "a file written on /dev/vda and synced" "^DISK-WRITTEN"
+		expect full "the guest reads /dev/hwrng" "^RNG-BYTES 64"
+		if grep -aq "hello-from-hvc0" "$dir/hvc0.log" 2>/dev/null; then
+			ok "full boot: the guest wrote to hvc0 (virtio-console)"
+		else
+			notok "full boot: nothing from hvc0 in $dir/hvc0.log"
+		fi
+		# The second boot starts once the first has ended.
+		local w=0
+		while [ ! -d "$dir/again" ] && [ $w -lt 30 ] && [ -s "$dir/disk.img" ]; do
+			sleep 1
+			w=$((w + 1))
+		done
+		[ -d "$dir/again" ] && wait_boot again
+		expect again "the file reads back on the next boot" "^DISK-READ vmmd-disk-vmmdtestdisk-ok"
 	else
 		local last why
 		last=$(tr -d '\r' <"$log" | grep -av '^\s*$' | tail -n 1 | cut -c1-100)
@@ -186,7 +223,7 @@ check() {
 			notok "full boot to init: not reached (exit $rc; last line: '$last'; $why)"
 		fi
 	fi
-	for b in large full generic; do
+	for b in large full again generic; do
 		[ -d "$dir/$b" ] || continue
 		rc=$(cat "$dir/$b/rc" 2>/dev/null || echo none)
 		case $rc in
