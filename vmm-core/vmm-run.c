@@ -11,6 +11,7 @@
 #include "dev/pci.h"
 #include "dev/rtc.h"
 #include "dev/uart8250.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/irq.h"
@@ -79,6 +80,7 @@ struct options {
 	const char *disks[VMM_MAX_DISKS];	/* --disk arguments, in order */
 	unsigned int nr_disks;
 	bool no_rng;
+	bool balloon;
 };
 
 struct vmm {
@@ -94,6 +96,7 @@ struct vmm {
 	struct virtio_pci_sink sink;
 	struct vcon *vcon;
 	struct rng *rng;
+	struct balloon *balloon;
 	struct blk *blks[VMM_MAX_DISKS];
 	int vcon_in[2];		/* stdin -> virtio-console, when it has stdio */
 	int console_fd;
@@ -112,7 +115,7 @@ usage(FILE *f)
 		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
 		"               [--disk PATH[,ro][,serial=S][,direct]]...\n"
-		"               [--virtio-console stdio|file:PATH] [--no-rng]\n"
+		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
 		"\n"
 		"Boots one VM in the foreground. SIZE takes K, M, G or T (binary\n"
@@ -264,6 +267,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "virtio-console", required_argument, NULL, 'H' },
 		{ "no-rng", no_argument, NULL, 'R' },
 		{ "disk", required_argument, NULL, 'D' },
+		{ "balloon", no_argument, NULL, 'b' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -313,6 +317,7 @@ parse_args(int argc, char **argv, struct options *o)
 			o->virtio_console = optarg;
 			break;
 		case 'R': o->no_rng = true; break;
+		case 'b': o->balloon = true; break;
 		case 'D':
 			if (o->nr_disks == VMM_MAX_DISKS)
 				return die_usage("--disk: at most %u disks",
@@ -808,6 +813,17 @@ setup_virtio(struct vmm *m)
 	r = setup_disks(m);
 	if (r < 0)
 		return r;
+	if (m->opt.balloon) {
+		r = balloon_new(&vm->mem, NULL, &m->balloon);
+		if (r < 0) {
+			log_err("virtio-balloon: %s", strerror(-r));
+			return r;
+		}
+		r = attach_virtio(m, balloon_virtio(m->balloon),
+				  "virtio-balloon");
+		if (r < 0)
+			return r;
+	}
 	if (m->opt.virtio_console) {
 		struct console_options co = { .in_fd = -1, .out_fd = -1 };
 		const char *c = m->opt.virtio_console;

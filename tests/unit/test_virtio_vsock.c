@@ -1,0 +1,1090 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-vsock through the driver-side harness, the test playing the
+ * guest's vsock driver (receive buffers posted, packets sent on tx) and
+ * the host processes (UNIX sockets in a temporary directory): identity;
+ * guest-to-host connects to <path>_<port> and host-to-guest CONNECT
+ * through <path>, with data both ways; refusals seen on both sides;
+ * 64 MiB each way checked by length and hash, with credit updates;
+ * flow control against a guest that does not read (its buf_alloc never
+ * exceeded) and a host that does not read (the device stops the guest
+ * through credit, then resumes); RST and close propagating both ways;
+ * bad packets answered with RST and bad buffers with NEEDS_RESET.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/virtio_pci.h>
+#include <linux/virtio_vsock.h>
+
+#include "helpers/virtio_harness.h"
+#include "virtio/virtio.h"
+#include "virtio/virtio_pci.h"
+#include "virtio/vsock.h"
+
+#define RAM	(64ULL << 20)
+#define TMO	5000
+#define QSIZE	128
+#define VEC_CFG	0
+#define VEC_RX	1
+#define VEC_TX	2
+#define VEC_EV	3
+#define RXQ	VSOCK_RX_QUEUE
+#define TXQ	VSOCK_TX_QUEUE
+#define EVQ	VSOCK_EVENT_QUEUE
+#define CID	42
+#define BUFSZ	(VSOCK_HDR_SIZE + 65536)
+#define DEV_BUF	(128u << 10)	/* the device's buf_alloc in these tests */
+#define MIB	(1u << 20)
+
+#define F_V1	(1ULL << VIRTIO_F_VERSION_1)
+#define F_EVT	(1ULL << VIRTIO_RING_F_EVENT_IDX)
+
+/* The guest's side of one connection. */
+struct gconn {
+	uint32_t gport, hport;
+	uint32_t buf_alloc;		/* what the guest advertises */
+	uint32_t rx_cnt;		/* payload received */
+	uint32_t fwd_cnt;		/* of it, consumed */
+	uint32_t adv_fwd;		/* fwd_cnt last told the device */
+	uint32_t tx_cnt;		/* payload sent */
+	uint32_t peer_buf_alloc, peer_fwd_cnt;
+};
+
+struct pkt {
+	struct virtio_vsock_hdr h;
+	uint32_t len;			/* payload bytes in data */
+	uint8_t data[65536];
+};
+
+struct fix {
+	struct vh_machine m;
+	struct vsock *vs;
+	struct virtio_pci *vp;
+	struct vh_dev d;
+	char dir[64];
+	char path[96];
+	int lfd[4];			/* host listeners the test made */
+	uint32_t lport[4];
+	uint64_t rx_gpa[QSIZE];		/* by buffer */
+	int rx_of_head[QSIZE];
+	uint64_t tx_gpa[QSIZE];
+	int tx_free[QSIZE];
+	unsigned int nr_tx_free;
+	int tx_of_head[QSIZE];
+	struct pkt pk;			/* the last packet received */
+};
+
+static struct fix *
+fix_new(uint32_t dev_buf)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+	struct vsock_options o = { 0 };
+	char err[128] = "";
+	unsigned int i;
+
+	assert_non_null(f);
+	for (i = 0; i < 4; i++)
+		f->lfd[i] = -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vsock-test.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/v.sock", f->dir);
+	assert_int_equal(vh_machine_init(&f->m, RAM), 0);
+	o.guest_cid = CID;
+	o.uds_path = f->path;
+	o.buf_alloc = dev_buf;
+	o.max_conns = 8;
+	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &f->vs),
+			 0);
+	assert_int_equal(vh_machine_add(&f->m, vsock_virtio(f->vs), &f->vp),
+			 0);
+	assert_int_equal(vh_dev_probe(&f->d, &f->m, f->vp), 0);
+	for (i = 0; i < QSIZE; i++) {
+		f->rx_gpa[i] = vh_alloc(&f->m, BUFSZ, 8);
+		f->tx_gpa[i] = vh_alloc(&f->m, BUFSZ, 8);
+		assert_true(f->rx_gpa[i] && f->tx_gpa[i]);
+		f->tx_free[i] = (int)i;
+	}
+	f->nr_tx_free = QSIZE;
+	return f;
+}
+
+static int
+setup(void **state)
+{
+	*state = fix_new(DEV_BUF);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fix *f = *state;
+	char p[160];
+	unsigned int i;
+	int e, r;
+
+	virtio_device_destroy(vsock_virtio(f->vs));
+	vh_dev_release(&f->d);
+	vh_machine_destroy(&f->m);
+	virtio_pci_free(f->vp);
+	vsock_free(f->vs);
+	/* The listeners the test made; vsock_free() unlinked its own. */
+	for (i = 0; i < 4; i++) {
+		if (f->lfd[i] < 0)
+			continue;
+		close(f->lfd[i]);
+		snprintf(p, sizeof(p), "%s_%u", f->path, f->lport[i]);
+		unlink(p);
+	}
+	e = access(f->path, F_OK);
+	r = rmdir(f->dir);
+	free(f);
+	assert_int_equal(e, -1);
+	assert_int_equal(r, 0);
+	return 0;
+}
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* --- The guest's driver --------------------------------------------- */
+
+static void
+post_rx(struct fix *f, int buf)
+{
+	struct vh_buf b = { f->rx_gpa[buf], BUFSZ };
+	int head = vh_queue_add(&f->d.q[RXQ], &b, 0, 1, false);
+
+	assert_true(head >= 0);
+	f->rx_of_head[head] = buf;
+}
+
+static void
+bring_up(struct fix *f)
+{
+	struct vh_dev *d = &f->d;
+	unsigned int i;
+
+	assert_int_equal(vh_dev_negotiate(d, F_V1 | F_EVT, false), 0);
+	assert_int_equal(vh_dev_msix_enable(d), 0);
+	vh_common_write(d, VIRTIO_PCI_COMMON_MSIX, 2, VEC_CFG);
+	assert_int_equal(vh_queue_setup(d, RXQ, QSIZE, VEC_RX), 0);
+	assert_int_equal(vh_queue_setup(d, TXQ, QSIZE, VEC_TX), 0);
+	assert_int_equal(vh_queue_setup(d, EVQ, 16, VEC_EV), 0);
+	for (i = 0; i < QSIZE; i++)
+		post_rx(f, (int)i);
+	assert_int_equal(vh_dev_driver_ok(d), 0);
+	vh_queue_kick(d, RXQ);
+}
+
+/* Take back finished transmit buffers. */
+static void
+reap_tx(struct fix *f)
+{
+	uint16_t id;
+	uint32_t len;
+
+	while (vh_queue_get_used(&f->d.q[TXQ], &id, &len) == 1)
+		f->tx_free[f->nr_tx_free++] = f->tx_of_head[id];
+}
+
+/* Send a raw header and payload (len bytes) in one buffer. */
+static void
+send_raw(struct fix *f, const struct virtio_vsock_hdr *h, const void *data,
+	 uint32_t len)
+{
+	struct timespec t0;
+	struct vh_buf b;
+	uint8_t *p;
+	int buf, head;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	reap_tx(f);
+	while (!f->nr_tx_free) {
+		assert_true(ms_since(&t0) < TMO);
+		vh_wait_irq(&f->d, VEC_TX, 10);
+		reap_tx(f);
+	}
+	buf = f->tx_free[--f->nr_tx_free];
+	p = vh_ptr(&f->m, f->tx_gpa[buf], BUFSZ);
+	memcpy(p, h, sizeof(*h));
+	if (len)
+		memcpy(p + sizeof(*h), data, len);
+	b.gpa = f->tx_gpa[buf];
+	b.len = (uint32_t)sizeof(*h) + len;
+	head = vh_queue_add(&f->d.q[TXQ], &b, 1, 0, false);
+	assert_true(head >= 0);
+	f->tx_of_head[head] = buf;
+	vh_queue_kick(&f->d, TXQ);
+}
+
+static void
+mkhdr(struct gconn *c, struct virtio_vsock_hdr *h, uint16_t op, uint32_t len,
+      uint32_t flags)
+{
+	memset(h, 0, sizeof(*h));
+	h->src_cid = htole64(CID);
+	h->dst_cid = htole64(VSOCK_HOST_CID);
+	h->src_port = htole32(c->gport);
+	h->dst_port = htole32(c->hport);
+	h->len = htole32(len);
+	h->type = htole16(VIRTIO_VSOCK_TYPE_STREAM);
+	h->op = htole16(op);
+	h->flags = htole32(flags);
+	h->buf_alloc = htole32(c->buf_alloc);
+	h->fwd_cnt = htole32(c->fwd_cnt);
+	c->adv_fwd = c->fwd_cnt;
+}
+
+static void
+g_send(struct fix *f, struct gconn *c, uint16_t op, const void *data,
+       uint32_t len, uint32_t flags)
+{
+	struct virtio_vsock_hdr h;
+
+	mkhdr(c, &h, op, len, flags);
+	send_raw(f, &h, data, len);
+	if (op == VIRTIO_VSOCK_OP_RW)
+		c->tx_cnt += len;
+}
+
+/*
+ * The next packet from the device into f->pk, its buffer posted again:
+ * 1, or 0 after timeout_ms without one.
+ */
+static int
+g_recv(struct fix *f, int timeout_ms)
+{
+	struct timespec t0;
+	uint16_t id;
+	uint32_t len;
+	uint8_t *p;
+	int buf;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (vh_queue_get_used(&f->d.q[RXQ], &id, &len) != 1) {
+		long left = timeout_ms - ms_since(&t0);
+
+		if (left <= 0)
+			return 0;
+		vh_wait_irq(&f->d, VEC_RX, (int)(left < 20 ? left : 20));
+	}
+	buf = f->rx_of_head[id];
+	assert_true(len >= VSOCK_HDR_SIZE && len <= BUFSZ);
+	p = vh_ptr(&f->m, f->rx_gpa[buf], BUFSZ);
+	memcpy(&f->pk.h, p, sizeof(f->pk.h));
+	f->pk.len = len - VSOCK_HDR_SIZE;
+	assert_int_equal(le32toh(f->pk.h.len), f->pk.len);
+	memcpy(f->pk.data, p + VSOCK_HDR_SIZE, f->pk.len);
+	post_rx(f, buf);
+	vh_queue_kick(&f->d, RXQ);
+	return 1;
+}
+
+/* A packet for c: checks addressing, takes the device's credit. */
+static uint16_t
+g_take(struct fix *f, struct gconn *c)
+{
+	const struct virtio_vsock_hdr *h = &f->pk.h;
+
+	assert_int_equal(le64toh(h->src_cid), VSOCK_HOST_CID);
+	assert_int_equal(le64toh(h->dst_cid), CID);
+	assert_int_equal(le32toh(h->src_port), c->hport);
+	assert_int_equal(le32toh(h->dst_port), c->gport);
+	assert_int_equal(le16toh(h->type), VIRTIO_VSOCK_TYPE_STREAM);
+	c->peer_buf_alloc = le32toh(h->buf_alloc);
+	c->peer_fwd_cnt = le32toh(h->fwd_cnt);
+	if (le16toh(h->op) == VIRTIO_VSOCK_OP_RW) {
+		c->rx_cnt += f->pk.len;
+		/* The credit rule: never more than the guest can hold. */
+		assert_true(c->rx_cnt - c->adv_fwd <= c->buf_alloc);
+	}
+	return le16toh(h->op);
+}
+
+/* Wait for a packet with op for c. */
+static void
+g_expect(struct fix *f, struct gconn *c, uint16_t op)
+{
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(g_take(f, c), op);
+}
+
+static uint32_t
+g_credit(const struct gconn *c)
+{
+	return c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
+}
+
+/* --- Host side ------------------------------------------------------ */
+
+static int
+host_listen(struct fix *f, unsigned int slot, uint32_t port)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", f->path, port);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	f->lfd[slot] = fd;
+	f->lport[slot] = port;
+	return fd;
+}
+
+static int
+host_accept(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	assert_int_equal(poll(&p, 1, TMO), 1);
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static int
+host_dial(struct fix *f)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Read exactly len bytes within TMO. */
+static void
+host_read_all(int fd, void *buf, size_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		assert_int_equal(poll(&p, 1, TMO), 1);
+		n = read(fd, (uint8_t *)buf + got, len - got);
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+}
+
+/* The host socket ends (EOF or reset) within TMO, after no more data. */
+static void
+host_expect_closed(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+	ssize_t n;
+
+	assert_int_equal(poll(&p, 1, TMO), 1);
+	n = read(fd, &c, 1);
+	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+}
+
+static void
+set_nonblock(int fd)
+{
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK),
+			 0);
+}
+
+/* Guest connects to host port; the host accepts. Returns the host fd. */
+static int
+guest_connect(struct fix *f, struct gconn *c, int lfd, uint32_t port,
+	      uint32_t gport, uint32_t gbuf)
+{
+	int fd;
+
+	memset(c, 0, sizeof(*c));
+	c->gport = gport;
+	c->hport = port;
+	c->buf_alloc = gbuf;
+	g_send(f, c, VIRTIO_VSOCK_OP_REQUEST, NULL, 0, 0);
+	g_expect(f, c, VIRTIO_VSOCK_OP_RESPONSE);
+	assert_int_equal(c->peer_buf_alloc, DEV_BUF);
+	fd = host_accept(lfd);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* A host process connects to guest port gport; the guest accepts. */
+static int
+host_connect(struct fix *f, struct gconn *c, uint32_t gport, uint32_t gbuf)
+{
+	char line[64], want[64];
+	int fd = host_dial(f);
+	ssize_t n;
+
+	n = snprintf(line, sizeof(line), "CONNECT %u\n", gport);
+	assert_int_equal(write(fd, line, (size_t)n), n);
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	assert_int_equal(le32toh(f->pk.h.dst_port), gport);
+	c->gport = gport;
+	c->hport = le32toh(f->pk.h.src_port);
+	c->buf_alloc = gbuf;
+	assert_true(c->hport >= VSOCK_HOST_PORT_BASE);
+	assert_int_equal(g_take(f, c), VIRTIO_VSOCK_OP_REQUEST);
+	g_send(f, c, VIRTIO_VSOCK_OP_RESPONSE, NULL, 0, 0);
+	n = snprintf(want, sizeof(want), "OK %u\n", c->hport);
+	memset(line, 0, sizeof(line));
+	host_read_all(fd, line, (size_t)n);
+	assert_string_equal(line, want);
+	return fd;
+}
+
+/* --- Tests ---------------------------------------------------------- */
+
+static void
+test_identity(void **state)
+{
+	struct fix *f = *state;
+	struct vsock_options o = { .guest_cid = CID, .uds_path = f->path };
+	struct vsock *v2;
+	char err[128] = "";
+
+	assert_int_equal(f->d.device_id, 0x1040 + VIRTIO_ID_VSOCK);
+	assert_int_equal(f->d.num_queues, 3);
+	assert_int_equal(vh_devcfg_read(&f->d, 0, 4), CID);
+	assert_int_equal(vh_devcfg_read(&f->d, 4, 4), 0);
+	/* The path is taken, and bad options are refused with a message. */
+	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &v2),
+			 -EADDRINUSE);
+	assert_non_null(strstr(err, "in use"));
+	o.guest_cid = 2;
+	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &v2),
+			 -EINVAL);
+	o.guest_cid = CID;
+	o.uds_path = "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &v2),
+			 -ENAMETOOLONG);
+}
+
+static void
+test_guest_connect(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1000);
+	struct vsock_stats st;
+	struct gconn c;
+	char buf[16];
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1000, 5000, 65536);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RW, "hello", 5, 0);
+	host_read_all(fd, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(write(fd, "world!", 6), 6);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(f->pk.len, 6);
+	assert_memory_equal(f->pk.data, "world!", 6);
+	/* The guest closes: the host sees EOF, the guest gets RST. */
+	g_send(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN, NULL, 0,
+	       VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	host_expect_closed(fd);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.guest_connects, 1);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(st.tx_bytes, 5);
+	assert_int_equal(st.rx_bytes, 6);
+	close(fd);
+}
+
+static void
+test_guest_refused(void **state)
+{
+	struct fix *f = *state;
+	struct vsock_stats st;
+	struct gconn c = { .gport = 5001, .hport = 1001, .buf_alloc = 4096 };
+
+	bring_up(f);
+	/* Nobody listens at <path>_1001. */
+	g_send(f, &c, VIRTIO_VSOCK_OP_REQUEST, NULL, 0, 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.refused, 1);
+	assert_int_equal(st.conns, 0);
+	/* Data for the connection that never was: RST again. */
+	g_send(f, &c, VIRTIO_VSOCK_OP_RW, "x", 1, 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	/* An RST is never answered. */
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	assert_int_equal(g_recv(f, 100), 0);
+}
+
+static void
+test_host_connect(void **state)
+{
+	struct fix *f = *state;
+	struct vsock_stats st;
+	struct gconn c;
+	char buf[16];
+	int fd;
+
+	bring_up(f);
+	fd = host_connect(f, &c, 52, 65536);
+	assert_int_equal(write(fd, "ping", 4), 4);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(f->pk.len, 4);
+	assert_memory_equal(f->pk.data, "ping", 4);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RW, "pong!", 5, 0);
+	host_read_all(fd, buf, 5);
+	assert_memory_equal(buf, "pong!", 5);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.host_connects, 1);
+	assert_int_equal(st.conns, 1);
+	/* The host process closes: the guest hears SHUTDOWN both ways and
+	 * answers RST, which frees the connection. */
+	close(fd);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	assert_int_equal(le32toh(f->pk.h.flags),
+			 VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	/* The tx buffer comes back once the device handled it. */
+	assert_int_equal(vh_wait_irq(&f->d, VEC_TX, TMO) > 0, 1);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.conns, 0);
+}
+
+static void
+test_host_connect_refused(void **state)
+{
+	struct fix *f = *state;
+	struct vsock_stats st;
+	struct gconn c = { .gport = 77, .buf_alloc = 4096 };
+	int fd;
+
+	bring_up(f);
+	/* The guest has nobody at port 77: it answers the REQUEST with RST
+	 * and the host process sees its socket closed, no OK line. */
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "CONNECT 77\n", 11), 11);
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	c.hport = le32toh(f->pk.h.src_port);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	host_expect_closed(fd);
+	close(fd);
+	/* A bad command line: closed at once, nothing reaches the guest. */
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "HELLO 1\n", 8), 8);
+	host_expect_closed(fd);
+	close(fd);
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "CONNECT 99999999999\n", 20), 20);
+	host_expect_closed(fd);
+	close(fd);
+	/* The host gives up before the guest answers: the guest gets the
+	 * REQUEST, then RST. */
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "CONNECT 78\n", 11), 11);
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	c.gport = 78;
+	c.hport = le32toh(f->pk.h.src_port);
+	close(fd);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	assert_int_equal(g_recv(f, 100), 0);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(st.host_connects, 0);
+}
+
+/* xorshift64* stream and FNV-1a hashing for the big transfers. */
+static uint64_t
+rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+static void
+fill(uint64_t *s, uint8_t *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (uint8_t)(rng_next(s) >> 56);
+}
+
+static uint64_t
+fnv(uint64_t h, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+#define FNV0	0xcbf29ce484222325ULL
+#define BIG	(64u * MIB)
+
+/* The guest consumed bytes: tell the device when it may run short. */
+static void
+g_consume(struct fix *f, struct gconn *c, uint32_t n)
+{
+	c->fwd_cnt += n;
+	if (c->fwd_cnt - c->adv_fwd >= c->buf_alloc / 2)
+		g_send(f, c, VIRTIO_VSOCK_OP_CREDIT_UPDATE, NULL, 0, 0);
+}
+
+static void
+test_big_transfer(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1002);
+	static uint8_t out[65536], in[65536];
+	uint64_t gs = 1, hs = 2, h_gsent = FNV0, h_hrecv = FNV0;
+	uint64_t h_hsent = FNV0, h_grecv = FNV0;
+	uint64_t gsent = 0, hrecv = 0, hsent = 0, grecv = 0;
+	uint8_t hbuf[65536];
+	size_t hpend = 0, hoff = 0;
+	struct vsock_stats st;
+	struct timespec t0;
+	struct gconn c;
+	struct pollfd p;
+	uint32_t n;
+	ssize_t k;
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1002, 6000, 256 << 10);
+	set_nonblock(fd);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Both directions at once, each side pushing while it has room. */
+	while (gsent < BIG || hrecv < BIG || hsent < BIG || grecv < BIG) {
+		assert_true(ms_since(&t0) < 120000);
+		/* Guest sends within the device's credit. */
+		while (gsent < BIG && g_credit(&c) > 0 && f->nr_tx_free > 1) {
+			n = g_credit(&c);
+			if (n > sizeof(out))
+				n = sizeof(out);
+			if (n > BIG - gsent)
+				n = (uint32_t)(BIG - gsent);
+			fill(&gs, out, n);
+			h_gsent = fnv(h_gsent, out, n);
+			g_send(f, &c, VIRTIO_VSOCK_OP_RW, out, n, 0);
+			gsent += n;
+			reap_tx(f);
+		}
+		/* Host reads what the guest sent. */
+		while ((k = read(fd, in, sizeof(in))) > 0) {
+			h_hrecv = fnv(h_hrecv, in, (size_t)k);
+			hrecv += (uint64_t)k;
+		}
+		assert_true(k < 0 && errno == EAGAIN);
+		/* Host writes its stream. */
+		for (;;) {
+			if (!hpend && hsent < BIG) {
+				hpend = sizeof(hbuf);
+				if (hpend > BIG - hsent)
+					hpend = BIG - hsent;
+				fill(&hs, hbuf, hpend);
+				h_hsent = fnv(h_hsent, hbuf, hpend);
+				hoff = 0;
+			}
+			if (!hpend)
+				break;
+			k = write(fd, hbuf + hoff, hpend);
+			if (k < 0) {
+				assert_int_equal(errno, EAGAIN);
+				break;
+			}
+			hoff += (size_t)k;
+			hpend -= (size_t)k;
+			hsent += (uint64_t)k;
+		}
+		/* Guest receives and consumes at once. */
+		while (g_recv(f, 0) == 1) {
+			uint16_t op = g_take(f, &c);
+
+			if (op == VIRTIO_VSOCK_OP_RW) {
+				h_grecv = fnv(h_grecv, f->pk.data, f->pk.len);
+				grecv += f->pk.len;
+				g_consume(f, &c, f->pk.len);
+			} else {
+				assert_int_equal(op,
+					VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+			}
+		}
+		reap_tx(f);
+		/* Sleep on whatever can move next, briefly. */
+		p = (struct pollfd){ .fd = fd, .events = POLLIN |
+				     (hpend ? POLLOUT : 0) };
+		if (poll(&p, 1, 0) == 0)
+			vh_wait_irq(&f->d, VEC_RX, 2);
+	}
+	assert_true(gsent == BIG && hrecv == BIG);
+	assert_true(hsent == BIG && grecv == BIG);
+	assert_true(h_gsent == h_hrecv);
+	assert_true(h_hsent == h_grecv);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.tx_bytes, BIG);
+	assert_int_equal(st.rx_bytes, BIG);
+	assert_true(st.credit_updates > 0);
+	close(fd);
+}
+
+/* The guest does not read: the device stops at the guest's buf_alloc. */
+static void
+test_slow_guest(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1003);
+	static uint8_t hbuf[4 * MIB];
+	uint64_t s = 3, h_sent, h_got = FNV0;
+	size_t off = 0, got = 0;
+	struct timespec t0;
+	struct gconn c;
+	ssize_t k;
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1003, 6001, 32 << 10);
+	set_nonblock(fd);
+	fill(&s, hbuf, sizeof(hbuf));
+	h_sent = fnv(FNV0, hbuf, sizeof(hbuf));
+	k = write(fd, hbuf, sizeof(hbuf));
+	assert_true(k > 0);
+	off = (size_t)k;
+	/* Exactly the guest's 32 KiB arrive, then nothing. */
+	while (c.rx_cnt < (32u << 10)) {
+		g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+		h_got = fnv(h_got, f->pk.data, f->pk.len);
+	}
+	assert_int_equal(c.rx_cnt, 32u << 10);
+	assert_int_equal(g_recv(f, 200), 0);
+	/* Slowly: consume 8 KiB at a time, credit update each time. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	got = c.rx_cnt;
+	while (got < sizeof(hbuf)) {
+		assert_true(ms_since(&t0) < 60000);
+		c.fwd_cnt += 8192 < c.rx_cnt - c.fwd_cnt ? 8192 :
+			     c.rx_cnt - c.fwd_cnt;
+		g_send(f, &c, VIRTIO_VSOCK_OP_CREDIT_UPDATE, NULL, 0, 0);
+		if (off < sizeof(hbuf)) {
+			k = write(fd, hbuf + off, sizeof(hbuf) - off);
+			if (k > 0)
+				off += (size_t)k;
+		}
+		while (g_recv(f, c.rx_cnt - c.fwd_cnt < (32u << 10) &&
+				 got < sizeof(hbuf) ? 50 : 0) == 1) {
+			assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_RW);
+			h_got = fnv(h_got, f->pk.data, f->pk.len);
+			got += f->pk.len;
+		}
+		reap_tx(f);
+	}
+	assert_int_equal(got, sizeof(hbuf));
+	assert_true(h_got == h_sent);
+	close(fd);
+}
+
+/* The host does not read: the guest runs out of credit, then resumes. */
+static void
+test_slow_host(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1004);
+	static uint8_t buf[65536], in[65536];
+	uint64_t s = 4, h_sent = FNV0, h_got = FNV0, sent = 0, got = 0;
+	struct vsock_stats st;
+	struct gconn c;
+	uint32_t n;
+	ssize_t k;
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1004, 6002, 65536);
+	/* Send while the device gives credit; the socket fills up. */
+	for (;;) {
+		while (g_credit(&c) > 0) {
+			n = g_credit(&c) < sizeof(buf) ? g_credit(&c) :
+			    (uint32_t)sizeof(buf);
+			fill(&s, buf, n);
+			h_sent = fnv(h_sent, buf, n);
+			g_send(f, &c, VIRTIO_VSOCK_OP_RW, buf, n, 0);
+			sent += n;
+			assert_true(sent < 64 * MIB);
+		}
+		/* Out of credit: an update may still be on its way. */
+		if (g_recv(f, 300) == 0)
+			break;
+		assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	}
+	/* The device holds its full buf_alloc, beyond what the socket took. */
+	assert_int_equal(g_credit(&c), 0);
+	assert_true(sent >= DEV_BUF);
+	assert_true(c.tx_cnt - c.peer_fwd_cnt == c.peer_buf_alloc);
+	/* Going beyond the credit is the guest's fault: RST, closed. */
+	/* (checked in test_rst; here the host now reads everything.) */
+	set_nonblock(fd);
+	while (got < sent) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		assert_int_equal(poll(&p, 1, TMO), 1);
+		while ((k = read(fd, in, sizeof(in))) > 0) {
+			h_got = fnv(h_got, in, (size_t)k);
+			got += (uint64_t)k;
+		}
+	}
+	assert_true(got == sent && h_got == h_sent);
+	/* And the guest got its credit back. */
+	while (g_credit(&c) < c.peer_buf_alloc) {
+		g_expect(f, &c, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	}
+	assert_int_equal(c.peer_fwd_cnt, c.tx_cnt);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.tx_bytes, sent);
+	close(fd);
+}
+
+static void
+test_rst(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1005);
+	static uint8_t big[DEV_BUF];
+	struct vsock_stats st;
+	struct timespec t0;
+	struct gconn c, c2;
+	int fd, fd2;
+
+	bring_up(f);
+	/* Guest RST: the host socket closes. */
+	fd = guest_connect(f, &c, lfd, 1005, 7000, 4096);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	host_expect_closed(fd);
+	close(fd);
+	/* The host process closes: SHUTDOWN both ways to the guest; data
+	 * the guest still sends is dropped; its RST ends it. */
+	fd = guest_connect(f, &c, lfd, 1005, 7001, 4096);
+	assert_int_equal(write(fd, "bye", 3), 3);
+	close(fd);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+	assert_memory_equal(f->pk.data, "bye", 3);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	assert_int_equal(le32toh(f->pk.h.flags), 3);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	/* Host half-close: SHUTDOWN SEND, the guest may still send. */
+	fd = guest_connect(f, &c, lfd, 1005, 7002, 4096);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	assert_int_equal(le32toh(f->pk.h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RW, "late", 4, 0);
+	{
+		char b[4];
+
+		host_read_all(fd, b, 4);
+		assert_memory_equal(b, "late", 4);
+	}
+	g_send(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN, NULL, 0,
+	       VIRTIO_VSOCK_SHUTDOWN_SEND);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	host_expect_closed(fd);
+	close(fd);
+	/* Beyond the credit: RST, host closed, the other connection lives. */
+	fd = guest_connect(f, &c, lfd, 1005, 7003, 4096);
+	fd2 = guest_connect(f, &c2, lfd, 1005, 7004, 4096);
+	memset(big, 'z', sizeof(big));
+	/* The host does not read: use up the credit, then one byte more.
+	 * A credit update still on its way makes that byte legal, so go
+	 * again until the device says RST. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		uint32_t n;
+		int r;
+
+		assert_true(ms_since(&t0) < 30000);
+		while ((n = g_credit(&c)) > 0)
+			g_send(f, &c, VIRTIO_VSOCK_OP_RW, big,
+			       n > 65536 ? 65536 : n, 0);
+		g_send(f, &c, VIRTIO_VSOCK_OP_RW, big, 1, 0);
+		r = g_recv(f, 300);
+		if (r && g_take(f, &c) == VIRTIO_VSOCK_OP_RST)
+			break;
+		if (r)
+			assert_int_equal(le16toh(f->pk.h.op),
+					 VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	}
+	{
+		/* The host may read what was forwarded, then the end. */
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t k;
+
+		for (;;) {
+			assert_int_equal(poll(&p, 1, TMO), 1);
+			k = read(fd, big, sizeof(big));
+			if (k <= 0)
+				break;
+		}
+		assert_true(k == 0 || errno == ECONNRESET);
+	}
+	close(fd);
+	g_send(f, &c2, VIRTIO_VSOCK_OP_RW, "ok", 2, 0);
+	{
+		char b[2];
+
+		host_read_all(fd2, b, 2);
+		assert_memory_equal(b, "ok", 2);
+	}
+	close(fd2);
+	g_expect(f, &c2, VIRTIO_VSOCK_OP_SHUTDOWN);
+	g_send(f, &c2, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	assert_true(vh_wait_irq(&f->d, VEC_TX, TMO) > 0);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.conns, 0);
+}
+
+static void
+test_bad_packets(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1006);
+	struct virtio_vsock_hdr h;
+	struct gconn c;
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1006, 8000, 4096);
+	/* Wrong source cid: RST for the pair named, the connection goes. */
+	mkhdr(&c, &h, VIRTIO_VSOCK_OP_RW, 0, 0);
+	h.src_cid = htole64(CID + 1);
+	send_raw(f, &h, NULL, 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	/* Not a stream: RST. */
+	mkhdr(&c, &h, VIRTIO_VSOCK_OP_REQUEST, 0, 0);
+	h.type = htole16(VIRTIO_VSOCK_TYPE_SEQPACKET);
+	send_raw(f, &h, NULL, 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	/* The live connection with an unknown op: RST, host closed. */
+	mkhdr(&c, &h, 99, 0, 0);
+	send_raw(f, &h, NULL, 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	host_expect_closed(fd);
+	close(fd);
+	/* A duplicate REQUEST resets the live pair. */
+	fd = guest_connect(f, &c, lfd, 1006, 8001, 4096);
+	g_send(f, &c, VIRTIO_VSOCK_OP_REQUEST, NULL, 0, 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	host_expect_closed(fd);
+	close(fd);
+	assert_int_equal(virtio_device_status(vsock_virtio(f->vs)) &
+			 VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+	/* A header whose len exceeds its buffer: NEEDS_RESET. */
+	mkhdr(&c, &h, VIRTIO_VSOCK_OP_RW, 100, 0);
+	send_raw(f, &h, "abc", 3);
+	assert_true(vh_wait_irq(&f->d, VEC_CFG, TMO) > 0);
+	assert_true(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+static void
+test_bad_buffers(void **state)
+{
+	struct fix *f = *state;
+	struct vh_buf b;
+	int lfd = host_listen(f, 0, 1007);
+	struct gconn c;
+	int fd;
+
+	bring_up(f);
+	/* A transmit buffer shorter than a header: NEEDS_RESET. */
+	b.gpa = f->tx_gpa[0];
+	b.len = 20;
+	assert_true(vh_queue_add(&f->d.q[TXQ], &b, 1, 0, false) >= 0);
+	vh_queue_kick(&f->d, TXQ);
+	assert_true(vh_wait_irq(&f->d, VEC_CFG, TMO) > 0);
+	assert_true(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	/* The driver resets and starts again: the device works. */
+	vh_dev_release(&f->d);
+	memset(&f->d, 0, sizeof(f->d));
+	assert_int_equal(vh_dev_probe(&f->d, &f->m, f->vp), 0);
+	f->nr_tx_free = 0;
+	for (int i = 0; i < QSIZE; i++)
+		f->tx_free[f->nr_tx_free++] = i;
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1007, 9000, 4096);
+	/* Device reset closes the host side. */
+	assert_int_equal(vh_dev_reset(&f->d), 0);
+	host_expect_closed(fd);
+	close(fd);
+	/* A device-readable receive buffer: NEEDS_RESET. */
+	vh_dev_release(&f->d);
+	memset(&f->d, 0, sizeof(f->d));
+	assert_int_equal(vh_dev_probe(&f->d, &f->m, f->vp), 0);
+	f->nr_tx_free = 0;
+	for (int i = 0; i < QSIZE; i++)
+		f->tx_free[f->nr_tx_free++] = i;
+	assert_int_equal(vh_dev_negotiate(&f->d, F_V1, false), 0);
+	assert_int_equal(vh_dev_msix_enable(&f->d), 0);
+	vh_common_write(&f->d, VIRTIO_PCI_COMMON_MSIX, 2, VEC_CFG);
+	assert_int_equal(vh_queue_setup(&f->d, RXQ, QSIZE, VEC_RX), 0);
+	assert_int_equal(vh_queue_setup(&f->d, TXQ, QSIZE, VEC_TX), 0);
+	assert_int_equal(vh_dev_driver_ok(&f->d), 0);
+	b.gpa = f->rx_gpa[0];
+	b.len = BUFSZ;
+	assert_true(vh_queue_add(&f->d.q[RXQ], &b, 1, 0, false) >= 0);
+	vh_queue_kick(&f->d, RXQ);
+	/* Something must be owed for the device to take a buffer. */
+	c = (struct gconn){ .gport = 1, .hport = 9, .buf_alloc = 4096 };
+	g_send(f, &c, VIRTIO_VSOCK_OP_REQUEST, NULL, 0, 0);
+	assert_true(vh_wait_irq(&f->d, VEC_CFG, TMO) > 0);
+	assert_true(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_identity),
+		T(test_guest_connect),
+		T(test_guest_refused),
+		T(test_host_connect),
+		T(test_host_connect_refused),
+		T(test_big_transfer),
+		T(test_slow_guest),
+		T(test_slow_host),
+		T(test_rst),
+		T(test_bad_packets),
+		T(test_bad_buffers),
+	};
+#undef T
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

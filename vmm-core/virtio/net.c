@@ -1,0 +1,754 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-net on a TAP: the receiveq filled from the TAP with readv, the
+ * transmitq drained into it with writev, the 12-byte vnet header passed
+ * through as is. See net.h for the rules. Everything below but net_new(),
+ * net_free(), the getters and config_read runs on the device's I/O
+ * thread, which owns the held receive buffers and the TAP watch.
+ */
+#include "virtio/net.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <linux/if_tun.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_net.h>
+
+#define NET_SIGNAL_EVERY	32	/* interrupts during a long batch */
+/* Receive iovecs: what one readv takes (UIO_MAXIOV). */
+#define NET_RX_IOV		1024
+
+#define NET_GUEST_OFFLOADS ((1ULL << VIRTIO_NET_F_GUEST_CSUM) | \
+			    (1ULL << VIRTIO_NET_F_GUEST_TSO4) | \
+			    (1ULL << VIRTIO_NET_F_GUEST_TSO6))
+
+/* A receive chain popped and not yet given back. */
+struct net_rx_chain {
+	uint16_t head;
+	uint32_t len;			/* writable bytes */
+	unsigned int iov_first;		/* into rx_iov */
+	unsigned int nr_iov;
+};
+
+struct vnet {
+	struct virtio_device vdev;
+	int tap_fd;
+	char ifname[IFNAMSIZ];
+	uint8_t mac[6];
+	unsigned int tap_offloads;	/* TUN_F_* the TAP accepts */
+
+	/* I/O thread only. */
+	bool tap_watched;
+	bool tap_dead;			/* a hard read error: no more input */
+	bool mrg;			/* MRG_RXBUF negotiated */
+	bool guest_csum;
+	uint32_t rx_need;		/* bytes to gather before a read */
+	struct net_rx_chain rx_held[NET_QUEUE_MAX];
+	unsigned int nr_held;
+	unsigned int nr_rx_iov;
+	uint32_t held_len;
+	struct iovec rx_iov[NET_RX_IOV];
+	struct iovec tx_iov[NET_QUEUE_MAX];
+
+	/* Atomics. */
+	uint64_t rx_packets, rx_bytes, rx_dropped;
+	uint64_t tx_packets, tx_bytes, tx_errors;
+};
+
+static void net_rx_run(struct vnet *n);
+
+static void
+net_count(uint64_t *c, uint64_t v)
+{
+	__atomic_add_fetch(c, v, __ATOMIC_RELAXED);
+}
+
+static bool
+net_queue_live(struct virtio_device *vdev, struct virtq *vq)
+{
+	uint8_t st = virtio_device_status(vdev);
+
+	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) ||
+	    (st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
+		return false;
+	/* enabled (acquire) first: it publishes the ring set up on the
+	 * vCPU thread, ready included. */
+	return virtio_queue_enabled(vdev, vq->index) && vq->ready &&
+	       !vq->broken;
+}
+
+/* Come back to queue q after the I/O thread's other pending work. */
+static void
+net_yield(struct vnet *n, unsigned int q)
+{
+	if (write(virtio_queue_kick_fd(&n->vdev, q), &(uint64_t){ 1 },
+		  sizeof(uint64_t)) < 0)
+		return;	/* an eventfd write fails only at ~2^64 pending */
+}
+
+/* --- Receive -------------------------------------------------------- */
+
+static void
+net_tap_event(struct virtio_device *vdev, int fd, uint32_t events, void *arg)
+{
+	(void)vdev;
+	(void)fd;
+	(void)events;
+	net_rx_run(arg);
+}
+
+static void
+net_tap_watch(struct vnet *n)
+{
+	if (n->tap_watched)
+		return;
+	/* Cannot fail but for ENOMEM; the next kick then tries again. */
+	if (virtio_device_watch_fd(&n->vdev, n->tap_fd, EPOLLIN,
+				   net_tap_event, n) == 0)
+		n->tap_watched = true;
+}
+
+static void
+net_tap_unwatch(struct vnet *n)
+{
+	if (!n->tap_watched)
+		return;
+	virtio_device_unwatch_fd(&n->vdev, n->tap_fd);
+	n->tap_watched = false;
+}
+
+/* Write len bytes at byte off of an iovec array (bounds known good). */
+static void
+net_iov_put(const struct iovec *iov, unsigned int nr, size_t off,
+	    const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	unsigned int i;
+	size_t k;
+
+	for (i = 0; i < nr && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		k = iov[i].iov_len - off;
+		if (k > len)
+			k = len;
+		memcpy((uint8_t *)iov[i].iov_base + off, p, k);
+		p += k;
+		len -= k;
+		off = 0;
+	}
+}
+
+/*
+ * Pop one more receive chain into the held list. 1 when one was added,
+ * 0 when the ring is empty, -EIO when the queue or the chain is bad
+ * (the device is then in NEEDS_RESET).
+ */
+static int
+net_rx_pop(struct vnet *n, struct virtq *vq)
+{
+	struct net_rx_chain *c = &n->rx_held[n->nr_held];
+	struct virtq_elem el;
+	int r;
+
+	r = virtq_pop(vq, n->rx_iov + n->nr_rx_iov,
+		      NET_RX_IOV - n->nr_rx_iov, &el);
+	if (r <= 0)
+		return r < 0 ? -EIO : 0;
+	if (el.out_len) {
+		virtio_device_needs_reset(&n->vdev, "receive buffer at head %u "
+					  "has %u device-readable bytes",
+					  el.head, el.out_len);
+		return -EIO;
+	}
+	if ((n->mrg || n->nr_held == 0) && el.in_len < NET_HDR_LEN) {
+		virtio_device_needs_reset(&n->vdev, "receive buffer at head %u "
+					  "has %u bytes, less than the %u-byte "
+					  "header", el.head, el.in_len,
+					  NET_HDR_LEN);
+		return -EIO;
+	}
+	c->head = el.head;
+	c->len = el.in_len;
+	c->iov_first = n->nr_rx_iov;
+	c->nr_iov = el.nr_in;
+	n->nr_rx_iov += el.nr_in;
+	n->held_len += el.in_len;
+	n->nr_held++;
+	return 1;
+}
+
+/* Forget the first k held chains (pushed already): move the rest down. */
+static void
+net_rx_drop_held(struct vnet *n, unsigned int k)
+{
+	unsigned int i, first;
+
+	if (k == n->nr_held) {
+		n->nr_held = n->nr_rx_iov = n->held_len = 0;
+		return;
+	}
+	first = n->rx_held[k].iov_first;
+	memmove(n->rx_iov, n->rx_iov + first,
+		(n->nr_rx_iov - first) * sizeof(n->rx_iov[0]));
+	n->nr_rx_iov -= first;
+	for (i = 0; i < k; i++)
+		n->held_len -= n->rx_held[i].len;
+	memmove(n->rx_held, n->rx_held + k,
+		(n->nr_held - k) * sizeof(n->rx_held[0]));
+	n->nr_held -= k;
+	for (i = 0; i < n->nr_held; i++)
+		n->rx_held[i].iov_first -= first;
+}
+
+/*
+ * Gather buffers for the next frame. True when a read may go ahead;
+ * false when the device must wait for the guest (a kick) or stop.
+ */
+static bool
+net_rx_gather(struct vnet *n, struct virtq *vq, bool *broken)
+{
+	int r;
+
+	if (!n->mrg) {
+		if (n->nr_held)
+			return true;
+		r = net_rx_pop(n, vq);
+		*broken = r < 0;
+		return r > 0;
+	}
+	while (n->held_len < n->rx_need && n->nr_held < vq->size &&
+	       n->nr_rx_iov + NET_QUEUE_MAX <= NET_RX_IOV) {
+		r = net_rx_pop(n, vq);
+		if (r < 0) {
+			*broken = true;
+			return false;
+		}
+		if (r == 0)
+			/* Not enough yet: wait for more, unless the guest
+			 * gave all it can. */
+			return n->nr_held == vq->size;
+	}
+	return n->nr_held > 0;
+}
+
+/* A frame of len bytes (header included) is in the held buffers. */
+static unsigned int
+net_rx_complete(struct vnet *n, struct virtq *vq, uint32_t len)
+{
+	struct net_rx_chain *first = &n->rx_held[0];
+	uint32_t left = len, k;
+	unsigned int used = 0;
+	uint16_t nbuf;
+	uint8_t zero = 0;
+
+	if (!n->guest_csum)
+		/* The spec wants flags 0 for a driver without GUEST_CSUM;
+		 * the TAP may have said DATA_VALID. */
+		net_iov_put(n->rx_iov + first->iov_first, first->nr_iov,
+			    offsetof(struct virtio_net_hdr, flags), &zero, 1);
+	while (left && used < n->nr_held) {
+		k = left < n->rx_held[used].len ? left : n->rx_held[used].len;
+		left -= k;
+		used++;
+	}
+	/* The TAP skips the num_buffers field without writing it. */
+	nbuf = htole16((uint16_t)used);
+	net_iov_put(n->rx_iov + first->iov_first, first->nr_iov,
+		    offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers),
+		    &nbuf, sizeof(nbuf));
+	left = len;
+	for (unsigned int i = 0; i < used; i++) {
+		k = left < n->rx_held[i].len ? left : n->rx_held[i].len;
+		virtq_push(vq, n->rx_held[i].head, k);
+		left -= k;
+	}
+	net_rx_drop_held(n, used);
+	return used;
+}
+
+static void
+net_rx_run(struct vnet *n)
+{
+	struct virtio_device *vdev = &n->vdev;
+	struct virtq *vq = virtio_device_queue(vdev, NET_RX_QUEUE);
+	unsigned int frames = 0, pushed = 0, nr_iov;
+	bool broken = false;
+	ssize_t got;
+
+	if (n->tap_dead || !net_queue_live(vdev, vq)) {
+		/* The next kick, after reset or DRIVER_OK, starts again. */
+		net_tap_unwatch(n);
+		return;
+	}
+	while (frames < NET_BUDGET) {
+		if (!net_rx_gather(n, vq, &broken)) {
+			/* Frames wait in the TAP until the guest posts
+			 * buffers, which kicks us. */
+			net_tap_unwatch(n);
+			break;
+		}
+		nr_iov = n->mrg ? n->nr_rx_iov : n->rx_held[0].nr_iov;
+		got = readv(n->tap_fd, n->rx_iov, (int)nr_iov);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			net_tap_watch(n);
+			break;
+		}
+		if (got < 0 && (errno == EFAULT || errno == EINVAL ||
+				errno == EMSGSIZE)) {
+			/* Larger than the buffers: the kernel dropped it. */
+			net_count(&n->rx_dropped, 1);
+			frames++;
+			continue;
+		}
+		if (got <= NET_HDR_LEN) {
+			/* The TAP is gone (EBADFD, EIO, ...): no input for
+			 * the device's life. */
+			n->tap_dead = true;
+			net_tap_unwatch(n);
+			break;
+		}
+		pushed += net_rx_complete(n, vq, (uint32_t)got);
+		net_count(&n->rx_packets, 1);
+		net_count(&n->rx_bytes, (uint64_t)got - NET_HDR_LEN);
+		frames++;
+		if (pushed >= NET_SIGNAL_EVERY) {
+			virtio_queue_signal(vdev, vq);
+			pushed = 0;
+		}
+	}
+	if (broken)
+		net_tap_unwatch(n);
+	/* A full budget with the TAP watched comes back through epoll. */
+	if (frames == NET_BUDGET && !n->tap_watched)
+		net_tap_watch(n);
+	virtio_queue_signal(vdev, vq);
+}
+
+/* --- Transmit ------------------------------------------------------- */
+
+static void
+net_tx_run(struct vnet *n)
+{
+	struct virtio_device *vdev = &n->vdev;
+	struct virtq *vq = virtio_device_queue(vdev, NET_TX_QUEUE);
+	unsigned int frames = 0, pushed = 0;
+	struct virtq_elem el;
+	ssize_t w;
+	int r;
+
+	if (!net_queue_live(vdev, vq))
+		return;
+	virtq_disable_notify(vq);
+	for (;;) {
+		if (frames == NET_BUDGET) {
+			net_yield(n, NET_TX_QUEUE);
+			break;
+		}
+		/* Pops with kicks back on when the ring runs dry. */
+		r = virtq_pop(vq, n->tx_iov, NET_QUEUE_MAX, &el);
+		if (r <= 0)
+			break;
+		frames++;
+		if (el.in_len || el.out_len < NET_HDR_LEN) {
+			virtio_device_needs_reset(vdev, "transmit buffer at "
+				"head %u has %u device-writable bytes and %u "
+				"readable (header %u)", el.head, el.in_len,
+				el.out_len, NET_HDR_LEN);
+			break;
+		}
+		do {
+			w = writev(n->tap_fd, n->tx_iov, (int)el.nr_out);
+		} while (w < 0 && errno == EINTR);
+		if (w == (ssize_t)el.out_len) {
+			net_count(&n->tx_packets, 1);
+			net_count(&n->tx_bytes, el.out_len - NET_HDR_LEN);
+		} else {
+			/* Refused (bad header, interface down, ...): a
+			 * NIC drops such a frame too. */
+			net_count(&n->tx_errors, 1);
+		}
+		virtq_push(vq, el.head, 0);
+		if (++pushed % NET_SIGNAL_EVERY == 0)
+			virtio_queue_signal(vdev, vq);
+	}
+	virtio_queue_signal(vdev, vq);
+}
+
+/* --- The device ----------------------------------------------------- */
+
+static unsigned int
+net_tun_offloads(const struct virtio_device *vdev)
+{
+	unsigned int f = 0;
+
+	if (virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_CSUM))
+		f |= TUN_F_CSUM;
+	if (virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO4))
+		f |= TUN_F_TSO4;
+	if (virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO6))
+		f |= TUN_F_TSO6;
+	return f;
+}
+
+static void
+net_activate(struct virtio_device *vdev)
+{
+	struct vnet *n = vdev->opaque;
+	unsigned int off = net_tun_offloads(vdev);
+
+	n->mrg = virtio_has_feature(vdev, VIRTIO_NET_F_MRG_RXBUF);
+	n->guest_csum = virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_CSUM);
+	n->rx_need = (off & (TUN_F_TSO4 | TUN_F_TSO6)) ? NET_RX_GSO_FRAME :
+							NET_RX_MIN_FRAME;
+	/* Probed at net_new(): the TAP accepts these. */
+	(void)ioctl(n->tap_fd, TUNSETOFFLOAD, (unsigned long)off);
+}
+
+static void
+net_queue_notify(struct virtio_device *vdev, struct virtq *vq)
+{
+	struct vnet *n = vdev->opaque;
+
+	if (vq->index == NET_RX_QUEUE)
+		net_rx_run(n);
+	else
+		net_tx_run(n);
+}
+
+static void
+net_reset(struct virtio_device *vdev)
+{
+	struct vnet *n = vdev->opaque;
+
+	/* Held buffers are forgotten, never pushed: the rings are gone.
+	 * Frames not yet read stay in the TAP for the next driver. */
+	net_tap_unwatch(n);
+	n->nr_held = n->nr_rx_iov = n->held_len = 0;
+	n->mrg = n->guest_csum = false;
+	(void)ioctl(n->tap_fd, TUNSETOFFLOAD, 0UL);
+}
+
+/*
+ * The driver's features must keep the spec's dependencies (virtio 1.x
+ * 5.1.3.1), which the TAP relies on too: offloads of the guest need
+ * GUEST_CSUM, those of the host need CSUM.
+ */
+static int
+net_features_ok(struct virtio_device *vdev, uint64_t f)
+{
+	uint64_t gtso = (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
+			(1ULL << VIRTIO_NET_F_GUEST_TSO6);
+	uint64_t htso = (1ULL << VIRTIO_NET_F_HOST_TSO4) |
+			(1ULL << VIRTIO_NET_F_HOST_TSO6);
+
+	(void)vdev;
+	if ((f & gtso) && !(f & (1ULL << VIRTIO_NET_F_GUEST_CSUM)))
+		return -EINVAL;
+	if ((f & htso) && !(f & (1ULL << VIRTIO_NET_F_CSUM)))
+		return -EINVAL;
+	return 0;
+}
+
+static void
+net_config_read(struct virtio_device *vdev, uint32_t offset, void *data,
+		uint32_t len)
+{
+	struct vnet *n = vdev->opaque;
+	struct virtio_net_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(cfg.mac, n->mac, sizeof(cfg.mac));
+	cfg.status = htole16(VIRTIO_NET_S_LINK_UP);
+	/* The core checked offset + len against config_size. */
+	memcpy(data, (const uint8_t *)&cfg + offset, len);
+}
+
+static const struct virtio_device_ops net_ops = {
+	.name = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.pci_class = 0x020000,	/* network controller, Ethernet */
+	.config_read = net_config_read,
+	.features_ok = net_features_ok,
+	.queue_notify = net_queue_notify,
+	.activate = net_activate,
+	.reset = net_reset,
+};
+
+/* --- Construction --------------------------------------------------- */
+
+static int
+net_fail(char *err, size_t errlen, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+net_fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+void
+net_mac_from_seed(const char *seed, uint8_t ret[6])
+{
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a 64 */
+	const char *p;
+	int i;
+
+	for (p = seed ? seed : ""; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= 0x100000001b3ULL;
+	}
+	/* Fold the high bits in: FNV's low bytes mix less. */
+	h ^= h >> 29;
+	for (i = 0; i < 6; i++)
+		ret[i] = (uint8_t)(h >> (8 * i));
+	/* Locally administered, unicast. */
+	ret[0] = (uint8_t)((ret[0] & 0xfc) | 0x02);
+}
+
+static bool
+net_mac_valid(const uint8_t mac[6])
+{
+	static const uint8_t zero[6];
+
+	return !(mac[0] & 1) && memcmp(mac, zero, 6) != 0;
+}
+
+static int
+net_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+net_parse_mac(const char *s, uint8_t ret[6])
+{
+	uint8_t mac[6];
+	int i, hi, lo;
+
+	if (!s || strlen(s) != 17)
+		return -EINVAL;
+	for (i = 0; i < 6; i++) {
+		hi = net_hex(s[3 * i]);
+		lo = net_hex(s[3 * i + 1]);
+		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
+			return -EINVAL;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (!net_mac_valid(mac))
+		return -EINVAL;
+	memcpy(ret, mac, 6);
+	return 0;
+}
+
+static int
+net_open_tap(struct vnet *n, const char *name, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int e;
+
+	if (strlen(name) >= IFNAMSIZ || !*name)
+		return net_fail(err, errlen, -EINVAL,
+				"TAP '%s': not a valid interface name", name);
+	/* TUNSETIFF would create a missing interface: we only attach. */
+	if (if_nametoindex(name) == 0)
+		return net_fail(err, errlen, -ENODEV,
+				"TAP '%s': no such interface", name);
+	n->tap_fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (n->tap_fd < 0) {
+		e = -errno;
+		return net_fail(err, errlen, e, "TAP '%s': /dev/net/tun: %s",
+				name, strerror(-e));
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(n->tap_fd, TUNSETIFF, &ifr) < 0) {
+		e = -errno;
+		return net_fail(err, errlen, e, "TAP '%s': cannot attach: %s%s",
+				name, strerror(-e), e == -EINVAL ?
+				" (not a TAP, or a multi-queue one?)" : "");
+	}
+	return 0;
+}
+
+static int
+net_adopt_fd(struct vnet *n, int fd, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int e, fl;
+
+	n->tap_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (n->tap_fd < 0) {
+		e = -errno;
+		return net_fail(err, errlen, e, "TAP fd %d: %s", fd,
+				strerror(-e));
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(n->tap_fd, TUNGETIFF, &ifr) < 0)
+		return net_fail(err, errlen, -EINVAL, "TAP fd %d: not an "
+				"attached TAP: %s", fd, strerror(errno));
+	if ((ifr.ifr_flags & (IFF_TAP | IFF_TUN)) != IFF_TAP ||
+	    (ifr.ifr_flags & (IFF_NO_PI | IFF_VNET_HDR)) !=
+	    (IFF_NO_PI | IFF_VNET_HDR))
+		return net_fail(err, errlen, -EINVAL, "TAP fd %d ('%.*s'): "
+				"needs IFF_TAP, IFF_NO_PI and IFF_VNET_HDR",
+				fd, IFNAMSIZ, ifr.ifr_name);
+	fl = fcntl(n->tap_fd, F_GETFL);
+	if (fl < 0 || fcntl(n->tap_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		e = -errno;
+		return net_fail(err, errlen, e, "TAP fd %d: O_NONBLOCK: %s",
+				fd, strerror(-e));
+	}
+	return 0;
+}
+
+int
+net_new(const struct guest_mem *mem, const struct net_options *o,
+	struct vnet **ret, char *err, size_t errlen)
+{
+	const char *what = o && o->tap ? o->tap : "fd";
+	struct ifreq ifr;
+	struct vnet *n;
+	int e, sz = NET_HDR_LEN, le = 1;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!mem || !ret || !o || (o->tap != NULL) == (o->tap_fd >= 0) ||
+	    o->tap_fd < -1)
+		return net_fail(err, errlen, -EINVAL, "network: give either "
+				"a TAP name or an fd");
+	if (o->mac && !net_mac_valid(o->mac))
+		return net_fail(err, errlen, -EINVAL, "TAP '%s': the MAC is "
+				"multicast or zero", what);
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return net_fail(err, errlen, -ENOMEM, "TAP '%s': %s", what,
+				strerror(ENOMEM));
+	n->tap_fd = -1;
+	e = o->tap ? net_open_tap(n, o->tap, err, errlen) :
+		     net_adopt_fd(n, o->tap_fd, err, errlen);
+	if (e < 0)
+		goto fail;
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(n->tap_fd, TUNGETIFF, &ifr) == 0)
+		memcpy(n->ifname, ifr.ifr_name, IFNAMSIZ - 1);
+	if (ioctl(n->tap_fd, TUNSETVNETHDRSZ, &sz) < 0) {
+		e = net_fail(err, errlen, -errno, "TAP '%s': TUNSETVNETHDRSZ: "
+			     "%s", n->ifname, strerror(errno));
+		goto fail;
+	}
+	/* VERSION_1 headers are little-endian; a no-op on x86, and an old
+	 * kernel without the ioctl is only right on a little-endian host. */
+	(void)ioctl(n->tap_fd, TUNSETVNETLE, &le);
+	if (ioctl(n->tap_fd, TUNSETOFFLOAD,
+		  (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) == 0)
+		n->tap_offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+	else if (ioctl(n->tap_fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM) == 0)
+		n->tap_offloads = TUN_F_CSUM;
+	(void)ioctl(n->tap_fd, TUNSETOFFLOAD, 0UL);
+	if (o->mac)
+		memcpy(n->mac, o->mac, 6);
+	else
+		net_mac_from_seed(o->mac_seed ? o->mac_seed : n->ifname,
+				  n->mac);
+
+	n->vdev.ops = &net_ops;
+	n->vdev.name = "net";
+	n->vdev.mem = mem;
+	n->vdev.features = (1ULL << VIRTIO_NET_F_MAC) |
+			   (1ULL << VIRTIO_NET_F_STATUS) |
+			   (1ULL << VIRTIO_NET_F_MRG_RXBUF) |
+			   (1ULL << VIRTIO_NET_F_CSUM) |
+			   (1ULL << VIRTIO_NET_F_HOST_TSO4) |
+			   (1ULL << VIRTIO_NET_F_HOST_TSO6);
+	if (n->tap_offloads & TUN_F_CSUM)
+		n->vdev.features |= 1ULL << VIRTIO_NET_F_GUEST_CSUM;
+	if (n->tap_offloads & TUN_F_TSO4)
+		n->vdev.features |= (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
+				    (1ULL << VIRTIO_NET_F_GUEST_TSO6);
+	n->vdev.config_size = offsetof(struct virtio_net_config,
+				       max_virtqueue_pairs);
+	n->vdev.nr_queues = 2;
+	n->vdev.opaque = n;
+	e = virtio_device_init(&n->vdev, NET_QUEUE_MAX);
+	if (e < 0) {
+		net_fail(err, errlen, e, "TAP '%s': virtio device: %s",
+			 n->ifname, strerror(-e));
+		goto fail;
+	}
+	*ret = n;
+	return 0;
+fail:
+	net_free(n);
+	return e;
+}
+
+struct virtio_device *
+net_virtio(struct vnet *n)
+{
+	return &n->vdev;
+}
+
+void
+net_free(struct vnet *n)
+{
+	if (!n)
+		return;
+	virtio_device_destroy(&n->vdev);
+	if (n->tap_fd >= 0)
+		close(n->tap_fd);
+	free(n);
+}
+
+void
+net_get_mac(const struct vnet *n, uint8_t ret[6])
+{
+	memcpy(ret, n->mac, 6);
+}
+
+const char *
+net_ifname(const struct vnet *n)
+{
+	return n->ifname;
+}
+
+void
+net_get_stats(struct vnet *n, struct net_stats *ret)
+{
+	ret->rx_packets = __atomic_load_n(&n->rx_packets, __ATOMIC_RELAXED);
+	ret->rx_bytes = __atomic_load_n(&n->rx_bytes, __ATOMIC_RELAXED);
+	ret->rx_dropped = __atomic_load_n(&n->rx_dropped, __ATOMIC_RELAXED);
+	ret->tx_packets = __atomic_load_n(&n->tx_packets, __ATOMIC_RELAXED);
+	ret->tx_bytes = __atomic_load_n(&n->tx_bytes, __ATOMIC_RELAXED);
+	ret->tx_errors = __atomic_load_n(&n->tx_errors, __ATOMIC_RELAXED);
+}

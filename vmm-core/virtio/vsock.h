@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-vsock (virtio 1.x, socket device), served in userspace, with the
+ * host side on UNIX stream sockets ("hybrid vsock", as Firecracker and
+ * Cloud Hypervisor do it). Queues: rx 0 (device to driver), tx 1, event 2
+ * (never used: there is no transport reset to report). Config: guest_cid.
+ * Only VIRTIO_VSOCK_TYPE_STREAM; VIRTIO_VSOCK_F_STREAM is offered.
+ *
+ * Host side. vsock_new() listens on the UNIX socket uds_path.
+ *  - A guest connecting to the host (CID 2) port P is connected to the
+ *    UNIX socket "<uds_path>_<P>". No listener there (or its backlog
+ *    full, or the connection table full): the guest gets RST.
+ *  - A host process connects into the guest by connecting to uds_path
+ *    and sending "CONNECT <port>\n". The device picks a host port H
+ *    (from VSOCK_HOST_PORT_BASE up), sends REQUEST (2:H -> cid:port) to the
+ *    guest, and once the guest answers RESPONSE writes "OK <H>\n" to the
+ *    host process; from then on the socket carries the stream. A guest
+ *    RST, or a bad command line, closes the host socket without a reply.
+ *
+ * Flow control (virtio 1.x 5.10.6.3). Each connection advertises
+ * buf_alloc bytes: what the guest sent and the host socket did not take
+ * yet waits in a per-connection buffer of that size (allocated when first
+ * needed), so a slow host reader stops the guest through its credit, not
+ * through the shared tx queue. fwd_cnt counts bytes written to the host
+ * socket; a CREDIT_UPDATE goes out when the guest may have used half its
+ * credit, and on CREDIT_REQUEST. Towards the guest the device never has
+ * more than the guest's buf_alloc - (tx_cnt - fwd_cnt) bytes outstanding:
+ * a connection without credit is not read until a packet from the guest
+ * brings some. Host sockets are read straight into the guest's receive
+ * buffers and guest payload is written straight from guest memory, so a
+ * byte is copied once (twice only when the host socket is full).
+ *
+ * Shutdown and reset. A guest RST closes the host socket. A guest SHUTDOWN
+ * shuts the host socket down the same ways (SEND after the buffered bytes
+ * are written); with both flags the device closes it once flushed and
+ * answers RST. A host socket closed for good gives the guest SHUTDOWN
+ * with both flags (the guest answers RST); one shut for writing only gives
+ * SHUTDOWN SEND; a write error gives RST. Device reset closes every
+ * connection.
+ *
+ * Errors. Buffers that break the driver rules (a device-readable receive
+ * buffer or one shorter than a header, a device-writable transmit buffer,
+ * a transmit buffer shorter than a header or than its header's len) put
+ * the device in NEEDS_RESET. Packets that are well formed but wrong (not a
+ * stream, not from guest_cid or not to the host, an unknown op or
+ * connection, data beyond the credit the device gave) are answered with
+ * RST (never an RST to an RST) and close the connection they name.
+ *
+ * Threads: everything runs on the device's I/O thread; the connection
+ * sockets sit in one epoll set the I/O thread watches.
+ */
+#ifndef VMM_VIRTIO_VSOCK_H
+#define VMM_VIRTIO_VSOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem.h"
+#include "virtio/virtio.h"
+
+#define VSOCK_QUEUE_MAX		256	/* entries per queue */
+#define VSOCK_RX_QUEUE		0
+#define VSOCK_TX_QUEUE		1
+#define VSOCK_EVENT_QUEUE	2
+
+#define VSOCK_HOST_CID		2	/* VMADDR_CID_HOST */
+#define VSOCK_HDR_SIZE		44	/* struct virtio_vsock_hdr */
+#define VSOCK_MAX_PKT		65536	/* payload bytes per packet we send */
+#define VSOCK_HOST_PORT_BASE	(1u << 30)	/* ports for host connects */
+
+#define VSOCK_MAX_CONNS_DEFAULT	256
+#define VSOCK_BUF_ALLOC_DEFAULT	(256u << 10)
+#define VSOCK_BUF_ALLOC_MAX	(64u << 20)
+
+struct vsock_options {
+	uint64_t guest_cid;	/* 3 .. 0xfffffffe */
+	const char *uds_path;	/* listening socket; "<path>_<port>" too */
+	unsigned int max_conns;	/* 0: VSOCK_MAX_CONNS_DEFAULT */
+	uint32_t buf_alloc;	/* per connection; 0: the default */
+};
+
+struct vsock;
+
+/*
+ * A new virtio-vsock over mem (borrowed: it must outlive the device) with
+ * its I/O thread running and uds_path listening. An existing socket file
+ * at uds_path that nobody listens on (left by a dead process) is
+ * replaced; anything else there is -EADDRINUSE. Returns 0 with *ret set,
+ * or a negative errno (-EINVAL: a bad cid, path, or limit;
+ * -ENAMETOOLONG: uds_path too long for "<path>_<port>"; socket, bind,
+ * epoll and virtio_device_init errors), with err (errlen bytes, may be
+ * NULL) holding a one-line message.
+ */
+int vsock_new(const struct guest_mem *mem, const struct vsock_options *o,
+	      char *err, size_t errlen, struct vsock **ret);
+
+/* The device to hand to a transport; borrowed, valid until vsock_free(). */
+struct virtio_device *vsock_virtio(struct vsock *v);
+
+/*
+ * Stop the I/O thread (if virtio_device_destroy() did not already), close
+ * every connection and the listener, unlink uds_path and free. After the
+ * transport is gone. NULL is a no-op.
+ */
+void vsock_free(struct vsock *v);
+
+struct vsock_stats {
+	uint64_t conns;			/* open now (any state) */
+	uint64_t guest_connects;	/* guest REQUESTs accepted */
+	uint64_t host_connects;		/* host CONNECTs the guest accepted */
+	uint64_t refused;		/* guest REQUESTs answered with RST */
+	uint64_t rx_bytes;		/* payload given to the guest */
+	uint64_t tx_bytes;		/* payload the guest sent */
+	uint64_t rst_sent;		/* RSTs queued for the guest */
+	uint64_t rst_dropped;		/* of those, dropped: queue full */
+	uint64_t credit_updates;	/* CREDIT_UPDATEs sent */
+};
+
+/* A snapshot of the counters. Any thread. */
+void vsock_get_stats(struct vsock *v, struct vsock_stats *ret);
+
+#endif
