@@ -393,32 +393,16 @@ net_tx_run(struct vnet *n)
 
 /* --- The device ----------------------------------------------------- */
 
-static unsigned int
-net_tun_offloads(const struct virtio_device *vdev)
-{
-	unsigned int f = 0;
-
-	if (virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_CSUM))
-		f |= TUN_F_CSUM;
-	if (virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO4))
-		f |= TUN_F_TSO4;
-	if (virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO6))
-		f |= TUN_F_TSO6;
-	return f;
-}
-
 static void
 net_activate(struct virtio_device *vdev)
 {
 	struct vnet *n = vdev->opaque;
-	unsigned int off = net_tun_offloads(vdev);
 
 	n->mrg = virtio_has_feature(vdev, VIRTIO_NET_F_MRG_RXBUF);
 	n->guest_csum = virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_CSUM);
-	n->rx_need = (off & (TUN_F_TSO4 | TUN_F_TSO6)) ? NET_RX_GSO_FRAME :
-							NET_RX_MIN_FRAME;
-	/* Probed at net_new(): the TAP accepts these. */
-	(void)ioctl(n->tap_fd, TUNSETOFFLOAD, (unsigned long)off);
+	n->rx_need = virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO4) ||
+		     virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO6) ?
+		     NET_RX_GSO_FRAME : NET_RX_MIN_FRAME;
 }
 
 static void
@@ -453,16 +437,33 @@ net_reset(struct virtio_device *vdev)
 static int
 net_features_ok(struct virtio_device *vdev, uint64_t f)
 {
+	struct vnet *n = vdev->opaque;
 	uint64_t gtso = (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
 			(1ULL << VIRTIO_NET_F_GUEST_TSO6);
 	uint64_t htso = (1ULL << VIRTIO_NET_F_HOST_TSO4) |
 			(1ULL << VIRTIO_NET_F_HOST_TSO6);
+	unsigned int off = 0;
 
-	(void)vdev;
 	if ((f & gtso) && !(f & (1ULL << VIRTIO_NET_F_GUEST_CSUM)))
 		return -EINVAL;
 	if ((f & htso) && !(f & (1ULL << VIRTIO_NET_F_CSUM)))
 		return -EINVAL;
+	/*
+	 * The TAP's offloads are set here, before FEATURES_OK reads back,
+	 * not at activation on the I/O thread: a frame the host sends once
+	 * the driver is up must already find them (or the kernel segments
+	 * and checksums it in software). Probed at net_new(): the TAP
+	 * accepts them. A reset clears them again; it comes after this in
+	 * order, since the driver's reset waits for the I/O thread.
+	 */
+	if (f & (1ULL << VIRTIO_NET_F_GUEST_CSUM))
+		off |= TUN_F_CSUM;
+	if (f & (1ULL << VIRTIO_NET_F_GUEST_TSO4))
+		off |= TUN_F_TSO4;
+	if (f & (1ULL << VIRTIO_NET_F_GUEST_TSO6))
+		off |= TUN_F_TSO6;
+	if (ioctl(n->tap_fd, TUNSETOFFLOAD, (unsigned long)off) < 0)
+		return -errno;
 	return 0;
 }
 

@@ -18,8 +18,9 @@
  * frames written with a vnet header), GUEST_CSUM and GUEST_TSO4/6 when the
  * TAP accepts the matching TUNSETOFFLOAD flags (probed at net_new()),
  * MRG_RXBUF, and the core's EVENT_IDX and INDIRECT_DESC. Not UFO, ECN,
- * CTRL_VQ or MQ. At activation the TAP's offloads are set from the
- * negotiated GUEST_* features, and cleared at reset.
+ * CTRL_VQ or MQ. When the driver sets FEATURES_OK the TAP's offloads are
+ * set from its GUEST_* features (on that vCPU thread, so they hold before
+ * DRIVER_OK); a reset clears them.
  *
  * Receive. The device reads a frame only into buffers the guest posted;
  * frames wait in the TAP's queue (the kernel drops when that is full, as a

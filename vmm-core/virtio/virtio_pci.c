@@ -154,9 +154,10 @@ vp_msix_route(struct virtio_pci *vp, unsigned int vec)
 static void
 vp_msix_send(struct virtio_pci *vp, unsigned int vec)
 {
+	/* Counted first: whoever sees the interrupt also sees the count. */
+	vp_count(&vp->stats.msi_fired, 1);
 	if (write(vp->vector_fd[vec], &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
 		log_debug("virtio-pci: vector eventfd: %s", strerror(errno));
-	vp_count(&vp->stats.msi_fired, 1);
 }
 
 /* Fire vec, or pend it when masked. Holds irq_lock. */
