@@ -15,6 +15,7 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/irq.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/virtio_pci.h"
 #include "x86/acpi.h"
@@ -63,6 +64,7 @@ static const char pvm_cmdline[] =
 	"avx2,fma,f16c,ssse3,gfni,vaes,vpclmulqdq,erms,fsrm nowatchdog";
 
 #define VMM_MAX_DISKS 16
+#define VMM_MAX_NICS 8
 
 struct options {
 	const char *kernel;
@@ -79,6 +81,8 @@ struct options {
 	const char *virtio_console;	/* NULL, "stdio" or "file:PATH" */
 	const char *disks[VMM_MAX_DISKS];	/* --disk arguments, in order */
 	unsigned int nr_disks;
+	const char *nets[VMM_MAX_NICS];		/* --net arguments, in order */
+	unsigned int nr_nets;
 	bool no_rng;
 	bool balloon;
 };
@@ -98,6 +102,7 @@ struct vmm {
 	struct rng *rng;
 	struct balloon *balloon;
 	struct blk *blks[VMM_MAX_DISKS];
+	struct vnet *nics[VMM_MAX_NICS];
 	int vcon_in[2];		/* stdin -> virtio-console, when it has stdio */
 	int console_fd;
 	bool tty_raw;
@@ -115,6 +120,7 @@ usage(FILE *f)
 		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
 		"               [--disk PATH[,ro][,serial=S][,direct]]...\n"
+		"               [--net tap=NAME|fd=N[,mac=MAC]]...\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
 		"\n"
@@ -268,6 +274,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "no-rng", no_argument, NULL, 'R' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "balloon", no_argument, NULL, 'b' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -318,6 +325,12 @@ parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'R': o->no_rng = true; break;
 		case 'b': o->balloon = true; break;
+		case 'N':
+			if (o->nr_nets == VMM_MAX_NICS)
+				return die_usage("--net: at most %u NICs",
+						 VMM_MAX_NICS);
+			o->nets[o->nr_nets++] = optarg;
+			break;
 		case 'D':
 			if (o->nr_disks == VMM_MAX_DISKS)
 				return die_usage("--disk: at most %u disks",
@@ -788,6 +801,66 @@ setup_disks(struct vmm *m)
 	return 0;
 }
 
+/* "tap=NAME[,mac=MAC]" or "fd=N[,mac=MAC]"; the NIC's index seeds its MAC. */
+static int
+setup_nic(struct vmm *m, unsigned int index)
+{
+	struct net_options o = { .tap_fd = -1 };
+	char *buf = strdup(m->opt.nets[index]), *save = NULL, *tok;
+	char seed[64], err[256] = "";
+	uint8_t mac[6];
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (tok = strtok_r(buf, ",", &save); tok && r == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		if (strncmp(tok, "tap=", 4) == 0 && tok[4]) {
+			o.tap = tok + 4;
+		} else if (strncmp(tok, "fd=", 3) == 0 && tok[3]) {
+			errno = 0;
+			o.tap_fd = (int)strtol(tok + 3, &end, 10);
+			if (errno || *end || o.tap_fd < 0) {
+				log_err("--net '%s': fd '%s' is not a number",
+					m->opt.nets[index], tok + 3);
+				r = -EINVAL;
+			}
+		} else if (strncmp(tok, "mac=", 4) == 0) {
+			if (net_parse_mac(tok + 4, mac) < 0) {
+				log_err("--net '%s': mac '%s' is not a unicast "
+					"MAC address", m->opt.nets[index], tok + 4);
+				r = -EINVAL;
+			}
+			o.mac = mac;
+		} else {
+			log_err("--net '%s': unknown option '%s' (expected "
+				"tap=NAME, fd=N or mac=MAC)", m->opt.nets[index], tok);
+			r = -EINVAL;
+		}
+	}
+	if (r == 0 && !o.tap == (o.tap_fd < 0)) {
+		log_err("--net '%s': give exactly one of tap=NAME or fd=N",
+			m->opt.nets[index]);
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		/* Stable across restarts of the same VM: its kernel and
+		 * the NIC's position. */
+		snprintf(seed, sizeof(seed), "%s/%u",
+			 m->opt.kernel ? m->opt.kernel : "firmware", index);
+		o.mac_seed = seed;
+		r = net_new(&m->vm->mem, &o, &m->nics[index], err, sizeof(err));
+		if (r < 0)
+			log_err("--net: %s", err);
+	}
+	free(buf);
+	if (r < 0)
+		return r;
+	return attach_virtio(m, net_virtio(m->nics[index]), "virtio-net");
+}
+
 static int
 setup_virtio(struct vmm *m)
 {
@@ -813,6 +886,11 @@ setup_virtio(struct vmm *m)
 	r = setup_disks(m);
 	if (r < 0)
 		return r;
+	for (unsigned int i = 0; i < m->opt.nr_nets; i++) {
+		r = setup_nic(m, i);
+		if (r < 0)
+			return r;
+	}
 	if (m->opt.balloon) {
 		r = balloon_new(&vm->mem, NULL, &m->balloon);
 		if (r < 0) {

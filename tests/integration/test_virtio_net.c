@@ -136,13 +136,32 @@ ns_signal(int sig)
 	raise(sig);
 }
 
+static int group_setup_ns(void);
+
 static int
 group_setup(void **state)
+{
+	sigset_t sigs, old;
+	int r;
+
+	(void)state;
+	/* A signal halfway through creating the namespace would race the
+	 * cleanup with ip(8): it waits until setup is done, then cleans. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigprocmask(SIG_BLOCK, &sigs, &old);
+	r = group_setup_ns();
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+static int
+group_setup_ns(void)
 {
 	char path[64];
 	int fd;
 
-	(void)state;
 	log_set_level(LOG_LEVEL_ERR);
 	if (geteuid() != 0) {
 		g_skip = "needs root (network namespace, TAP)";
@@ -161,11 +180,11 @@ group_setup(void **state)
 	atexit(ns_delete);
 	signal(SIGINT, ns_signal);
 	signal(SIGTERM, ns_signal);
+	g_ns_made = true;	/* deleting a half-made one is harmless */
 	if (run("ip netns add %s", g_ns) < 0) {
 		g_skip = "cannot create a network namespace";
 		return 0;
 	}
-	g_ns_made = true;
 	/* No IPv6: the kernel would send router solicitations and MLD
 	 * reports of its own on the TAP. */
 	(void)run("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "

@@ -375,6 +375,13 @@ bad "--disk: an unknown option" kvm "disk '$TMP/disk.img': unknown option 'bogus
 bad "--disk: the same image twice, read-write" kvm "disk image '$TMP/disk.img' is in use" \
 	--kernel "$GUEST" --disk "$TMP/disk.img" --disk "$TMP/disk.img"
 
+bad "--net: a TAP that does not exist" kvm "TAP 'vmmdnotap0': no such interface" \
+	--kernel "$GUEST" --net tap=vmmdnotap0
+bad "--net: an unknown option" kvm "net 'bogus': unknown option" \
+	--kernel "$GUEST" --net bogus
+bad "--net: a multicast MAC" kvm "not a unicast MAC" \
+	--kernel "$GUEST" --net "tap=x,mac=ff:ff:ff:ff:ff:ff"
+
 # Without a usable /dev/kvm, inside a private mount namespace (the host's
 # /dev/kvm stays untouched): exit 2, naming /dev/kvm.
 if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null; then
