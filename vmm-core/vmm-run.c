@@ -17,6 +17,7 @@
 #include "virtio/irq.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "virtio/virtio_pci.h"
 #include "x86/acpi.h"
 #include "x86/bootparams.h"
@@ -85,6 +86,7 @@ struct options {
 	unsigned int nr_nets;
 	bool no_rng;
 	bool balloon;
+	const char *vsock;		/* "cid=N,uds=PATH" */
 };
 
 struct vmm {
@@ -101,6 +103,7 @@ struct vmm {
 	struct vcon *vcon;
 	struct rng *rng;
 	struct balloon *balloon;
+	struct vsock *vsock;
 	struct blk *blks[VMM_MAX_DISKS];
 	struct vnet *nics[VMM_MAX_NICS];
 	int vcon_in[2];		/* stdin -> virtio-console, when it has stdio */
@@ -120,7 +123,7 @@ usage(FILE *f)
 		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
 		"               [--disk PATH[,ro][,serial=S][,direct]]...\n"
-		"               [--net tap=NAME|fd=N[,mac=MAC]]...\n"
+		"               [--net tap=NAME|fd=N[,mac=MAC]]... [--vsock cid=N,uds=PATH]\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
 		"\n"
@@ -275,6 +278,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "disk", required_argument, NULL, 'D' },
 		{ "balloon", no_argument, NULL, 'b' },
 		{ "net", required_argument, NULL, 'N' },
+		{ "vsock", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -325,6 +329,7 @@ parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'R': o->no_rng = true; break;
 		case 'b': o->balloon = true; break;
+		case 'S': o->vsock = optarg; break;
 		case 'N':
 			if (o->nr_nets == VMM_MAX_NICS)
 				return die_usage("--net: at most %u NICs",
@@ -861,6 +866,51 @@ setup_nic(struct vmm *m, unsigned int index)
 	return attach_virtio(m, net_virtio(m->nics[index]), "virtio-net");
 }
 
+/* "cid=N,uds=PATH": the guest's CID and the host side's UNIX socket. */
+static int
+setup_vsock(struct vmm *m)
+{
+	struct vsock_options o = { 0 };
+	char *buf = strdup(m->opt.vsock), *save = NULL, *tok, *end;
+	char err[256] = "";
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (tok = strtok_r(buf, ",", &save); tok && r == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (strncmp(tok, "cid=", 4) == 0) {
+			errno = 0;
+			o.guest_cid = strtoull(tok + 4, &end, 10);
+			if (errno || *end || end == tok + 4) {
+				log_err("--vsock: cid '%s' is not a number",
+					tok + 4);
+				r = -EINVAL;
+			}
+		} else if (strncmp(tok, "uds=", 4) == 0 && tok[4]) {
+			o.uds_path = tok + 4;
+		} else {
+			log_err("--vsock '%s': unknown option '%s' (expected "
+				"cid=N,uds=PATH)", m->opt.vsock, tok);
+			r = -EINVAL;
+		}
+	}
+	if (r == 0 && (!o.guest_cid || !o.uds_path)) {
+		log_err("--vsock '%s': needs both cid=N and uds=PATH",
+			m->opt.vsock);
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		r = vsock_new(&m->vm->mem, &o, err, sizeof(err), &m->vsock);
+		if (r < 0)
+			log_err("--vsock: %s", err);
+	}
+	free(buf);
+	if (r < 0)
+		return r;
+	return attach_virtio(m, vsock_virtio(m->vsock), "virtio-vsock");
+}
+
 static int
 setup_virtio(struct vmm *m)
 {
@@ -888,6 +938,11 @@ setup_virtio(struct vmm *m)
 		return r;
 	for (unsigned int i = 0; i < m->opt.nr_nets; i++) {
 		r = setup_nic(m, i);
+		if (r < 0)
+			return r;
+	}
+	if (m->opt.vsock) {
+		r = setup_vsock(m);
 		if (r < 0)
 			return r;
 	}

@@ -382,6 +382,11 @@ bad "--net: an unknown option" kvm "net 'bogus': unknown option" \
 bad "--net: a multicast MAC" kvm "not a unicast MAC" \
 	--kernel "$GUEST" --net "tap=x,mac=ff:ff:ff:ff:ff:ff"
 
+bad "--vsock: no uds" kvm "vsock 'cid=3': needs both" \
+	--kernel "$GUEST" --vsock cid=3
+bad "--vsock: the host CID" kvm "vsock" \
+	--kernel "$GUEST" --vsock "cid=2,uds=$TMP/v.sock"
+
 # Without a usable /dev/kvm, inside a private mount namespace (the host's
 # /dev/kvm stays untouched): exit 2, naming /dev/kvm.
 if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null; then

@@ -581,8 +581,8 @@ test_host_connect(void **state)
 	 * answers RST, which frees the connection. */
 	close(fd);
 	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
-	assert_int_equal(le32toh(f->pk.h.flags),
-			 VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
+	assert_int_equal(le32toh(f->pk.h.flags), VIRTIO_VSOCK_SHUTDOWN_RCV |
+			 VIRTIO_VSOCK_SHUTDOWN_SEND);
 	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
 	tx_drain(f);
 	vsock_get_stats(f->vs, &st);
