@@ -84,7 +84,10 @@ start() {
 		full_extra=""
 	fi
 	( BOOT_EXTRA=$full_extra BOOT_CMDLINE="$cmdline vmmd.run=$write_q" boot full 512M ""
-	  if grep -aq "VMMD-GUEST-RUN-EXIT" "$dir/full/console.log" && [ -n "$full_extra" ]; then
+	  # A second full boot doubles the time on a PVM host (tens of
+	  # minutes): there the read-back is skipped.
+	  if grep -aq "VMMD-GUEST-RUN-EXIT" "$dir/full/console.log" && [ -n "$full_extra" ] &&
+	     [ ! -d /sys/module/kvm_pvm ]; then
 		BOOT_EXTRA="--disk $dir/disk.img,serial=vmmdtestdisk" \
 		BOOT_CMDLINE="$cmdline vmmd.run=$read_q" boot again 512M ""
 	  fi ) &
@@ -205,14 +208,18 @@ check() {
 		else
 			notok "full boot: nothing from hvc0 in $dir/hvc0.log"
 		fi
-		# The second boot starts once the first has ended.
-		local w=0
-		while [ ! -d "$dir/again" ] && [ $w -lt 30 ] && [ -s "$dir/disk.img" ]; do
-			sleep 1
-			w=$((w + 1))
-		done
-		[ -d "$dir/again" ] && wait_boot again
-		expect again "the file reads back on the next boot" "^DISK-READ vmmd-disk-vmmdtestdisk-ok"
+		if [ -d /sys/module/kvm_pvm ]; then
+			skip "again boot: reading the file back needs a second full boot, tens of minutes more on this PVM host"
+		else
+			# The second boot starts once the first has ended.
+			local w=0
+			while [ ! -d "$dir/again" ] && [ $w -lt 30 ] && [ -s "$dir/disk.img" ]; do
+				sleep 1
+				w=$((w + 1))
+			done
+			[ -d "$dir/again" ] && wait_boot again
+			expect again "the file reads back on the next boot" "^DISK-READ vmmd-disk-vmmdtestdisk-ok"
+		fi
 	else
 		local last why
 		last=$(tr -d '\r' <"$log" | grep -av '^\s*$' | tail -n 1 | cut -c1-100)
