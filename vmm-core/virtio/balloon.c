@@ -116,19 +116,6 @@ balloon_role(struct balloon *b, unsigned int q)
 	return BALLOON_ROLE_NONE;
 }
 
-static bool
-balloon_queue_live(struct virtio_device *vdev, struct virtq *vq)
-{
-	uint8_t st = virtio_device_status(vdev);
-
-	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) ||
-	    (st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
-		return false;
-	/* enabled (acquire) first: it publishes the ring set up on the
-	 * vCPU thread, ready included. */
-	return virtio_queue_enabled(vdev, vq->index) && vq->ready &&
-	       !vq->broken;
-}
 
 /* A guest can send these at will: a few, then silence. */
 static void
@@ -320,7 +307,7 @@ balloon_stats_release(struct balloon *b)
 {
 	struct virtq *vq = virtio_device_queue(&b->vdev, BALLOON_STATS_QUEUE);
 
-	if (!b->stats_held || !balloon_queue_live(&b->vdev, vq))
+	if (!b->stats_held || !virtio_queue_live(&b->vdev, vq->index))
 		return;
 	b->stats_held = false;
 	virtq_push(vq, b->stats_head, 0);
@@ -336,16 +323,13 @@ balloon_queue_notify(struct virtio_device *vdev, struct virtq *vq)
 	unsigned int n;
 	int got;
 
-	if (!balloon_queue_live(vdev, vq))
+	if (!virtio_queue_live(vdev, vq->index))
 		return;
 	for (n = 0;; n++) {
 		if (n == BALLOON_BUDGET) {
 			/* Yield: the doorbell brings us back after the other
 			 * work the I/O thread has waiting. */
-			if (write(virtio_queue_kick_fd(vdev, vq->index),
-				  &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
-				log_debug("virtio-balloon: kick: %s",
-					  strerror(errno));
+			virtio_queue_yield(vdev, vq->index);
 			break;
 		}
 		got = virtq_pop(vq, b->iov, BALLOON_QUEUE_MAX, &el);

@@ -863,12 +863,7 @@ blk_submit_batch(struct blk *b)
 static bool
 blk_queue_live(struct blk *b, struct virtq *vq)
 {
-	uint8_t st = virtio_device_status(&b->vdev);
-
-	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) ||
-	    (st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
-		return false;
-	return vq->ready && !vq->broken && !b->resetting;
+	return virtio_queue_live(&b->vdev, vq->index) && !b->resetting;
 }
 
 /* After completions freed slots: serve the queues that waited for one. */

@@ -56,28 +56,7 @@ struct vcon {
 static void console_rx_run(struct vcon *c);
 static void console_tx_run(struct vcon *c);
 
-static bool
-console_queue_live(struct virtio_device *vdev, struct virtq *vq)
-{
-	uint8_t st = virtio_device_status(vdev);
 
-	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) ||
-	    (st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
-		return false;
-	/* enabled (acquire) first: it publishes the ring set up on the
-	 * vCPU thread, ready included. */
-	return virtio_queue_enabled(vdev, vq->index) && vq->ready &&
-	       !vq->broken;
-}
-
-/* Come back to queue q after the I/O thread's other pending work. */
-static void
-console_yield(struct vcon *c, unsigned int q)
-{
-	if (write(virtio_queue_kick_fd(&c->vdev, q), &(uint64_t){ 1 },
-		  sizeof(uint64_t)) < 0)
-		return;	/* an eventfd write fails only at ~2^64 pending */
-}
 
 static void
 console_timer_set(struct vcon *c, uint64_t ms)
@@ -172,7 +151,7 @@ console_rx_run(struct vcon *c)
 
 	if (c->in_fd < 0 || c->in_ended)
 		return;
-	if (!console_queue_live(vdev, vq)) {
+	if (!virtio_queue_live(vdev, vq->index)) {
 		/* The next kick, after reset or DRIVER_OK, starts again. */
 		console_in_unwatch(c);
 		return;
@@ -180,7 +159,7 @@ console_rx_run(struct vcon *c)
 	for (;;) {
 		if (!c->rx_held) {
 			if (n == CONSOLE_BUDGET) {
-				console_yield(c, CONSOLE_RX_QUEUE);
+				virtio_queue_yield(&c->vdev, CONSOLE_RX_QUEUE);
 				break;
 			}
 			r = virtq_pop(vq, c->rx_iov, CONSOLE_QUEUE_MAX,
@@ -355,7 +334,7 @@ console_tx_run(struct vcon *c)
 	bool blocking = false;
 	int r;
 
-	if (!console_queue_live(vdev, vq))
+	if (!virtio_queue_live(vdev, vq->index))
 		return;
 	/* Waiting for room: the watch or the timer brings us back. */
 	if (c->out_watched)
@@ -367,7 +346,7 @@ console_tx_run(struct vcon *c)
 	for (;;) {
 		if (!c->tx_held) {
 			if (n == CONSOLE_BUDGET) {
-				console_yield(c, CONSOLE_TX_QUEUE);
+				virtio_queue_yield(&c->vdev, CONSOLE_TX_QUEUE);
 				break;
 			}
 			r = virtq_pop(vq, c->tx_iov, CONSOLE_QUEUE_MAX,

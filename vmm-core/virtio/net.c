@@ -75,28 +75,7 @@ net_count(uint64_t *c, uint64_t v)
 	__atomic_add_fetch(c, v, __ATOMIC_RELAXED);
 }
 
-static bool
-net_queue_live(struct virtio_device *vdev, struct virtq *vq)
-{
-	uint8_t st = virtio_device_status(vdev);
 
-	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) ||
-	    (st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
-		return false;
-	/* enabled (acquire) first: it publishes the ring set up on the
-	 * vCPU thread, ready included. */
-	return virtio_queue_enabled(vdev, vq->index) && vq->ready &&
-	       !vq->broken;
-}
-
-/* Come back to queue q after the I/O thread's other pending work. */
-static void
-net_yield(struct vnet *n, unsigned int q)
-{
-	if (write(virtio_queue_kick_fd(&n->vdev, q), &(uint64_t){ 1 },
-		  sizeof(uint64_t)) < 0)
-		return;	/* an eventfd write fails only at ~2^64 pending */
-}
 
 /* --- Receive -------------------------------------------------------- */
 
@@ -290,7 +269,7 @@ net_rx_run(struct vnet *n)
 	bool broken = false;
 	ssize_t got;
 
-	if (n->tap_dead || !net_queue_live(vdev, vq)) {
+	if (n->tap_dead || !virtio_queue_live(vdev, vq->index)) {
 		/* The next kick, after reset or DRIVER_OK, starts again. */
 		net_tap_unwatch(n);
 		return;
@@ -353,12 +332,12 @@ net_tx_run(struct vnet *n)
 	ssize_t w;
 	int r;
 
-	if (!net_queue_live(vdev, vq))
+	if (!virtio_queue_live(vdev, vq->index))
 		return;
 	virtq_disable_notify(vq);
 	for (;;) {
 		if (frames == NET_BUDGET) {
-			net_yield(n, NET_TX_QUEUE);
+			virtio_queue_yield(&n->vdev, NET_TX_QUEUE);
 			break;
 		}
 		/* Pops with kicks back on when the ring runs dry. */

@@ -104,19 +104,6 @@ rng_timer_set(struct rng *r, uint64_t ns)
 	(void)timerfd_settime(r->timer_fd, 0, &its, NULL);
 }
 
-static bool
-rng_queue_live(struct virtio_device *vdev, struct virtq *vq)
-{
-	uint8_t st = virtio_device_status(vdev);
-
-	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) ||
-	    (st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
-		return false;
-	/* enabled (acquire) first: it publishes the ring set up on the
-	 * vCPU thread, ready included. */
-	return virtio_queue_enabled(vdev, vq->index) && vq->ready &&
-	       !vq->broken;
-}
 
 /*
  * Whether the host's pool is initialized, so that getrandom() without
@@ -174,7 +161,7 @@ rng_run(struct rng *r)
 	uint32_t len;
 	int got;
 
-	if (!rng_queue_live(vdev, vq))
+	if (!virtio_queue_live(vdev, vq->index))
 		return;
 	if (!rng_entropy_ready(r)) {
 		virtq_disable_notify(vq);
@@ -329,9 +316,7 @@ rng_set_rate(struct rng *r, uint64_t bytes_per_sec, uint64_t burst)
 	r->tat_ns = 0;		/* a new limit starts with a full bucket */
 	pthread_mutex_unlock(&r->rate_lock);
 	/* Requests waiting for the old rate are looked at again now. */
-	if (write(virtio_queue_kick_fd(&r->vdev, 0), &(uint64_t){ 1 },
-		  sizeof(uint64_t)) < 0)
-		return 0;	/* the timer still comes */
+	virtio_queue_yield(&r->vdev, 0);
 	return 0;
 }
 

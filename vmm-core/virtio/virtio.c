@@ -91,8 +91,7 @@ virtio_config_changed(struct virtio_device *vdev)
 		vdev->transport->signal_config(vdev);
 }
 
-/* Whether the I/O thread may work on queue q now. */
-static bool
+bool
 virtio_queue_live(struct virtio_device *vdev, unsigned int q)
 {
 	uint8_t st = virtio_device_status(vdev);
@@ -106,6 +105,15 @@ virtio_queue_live(struct virtio_device *vdev, unsigned int q)
 	if (!__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE))
 		return false;
 	return s->vq.ready && !s->vq.broken;
+}
+
+void
+virtio_queue_yield(struct virtio_device *vdev, unsigned int q)
+{
+	/* An eventfd write fails only with ~2^64 kicks pending. */
+	if (write(virtio_queue_kick_fd(vdev, q), &(uint64_t){ 1 },
+		  sizeof(uint64_t)) < 0)
+		return;
 }
 
 static void

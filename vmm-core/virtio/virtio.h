@@ -207,6 +207,17 @@ virtio_has_feature(const struct virtio_device *vdev, unsigned int bit)
  */
 bool virtio_queue_signal(struct virtio_device *vdev, struct virtq *vq);
 
+/*
+ * Whether the I/O thread may work on queue q now: the driver is running
+ * (DRIVER_OK, no NEEDS_RESET or FAILED) and the queue is enabled, set up
+ * and not broken. For device callbacks on watched fds and timers, which
+ * run even when the device is not.
+ */
+bool virtio_queue_live(struct virtio_device *vdev, unsigned int q);
+
+/* Come back to queue q after the I/O thread's other pending work. */
+void virtio_queue_yield(struct virtio_device *vdev, unsigned int q);
+
 /* The device configuration changed: new generation, config interrupt. */
 void virtio_config_changed(struct virtio_device *vdev);
 

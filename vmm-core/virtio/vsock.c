@@ -593,12 +593,7 @@ vsock_rx_run(struct vsock *v)
 	while (vsock_rx_pending(v)) {
 		if (!v->rx_held) {
 			if (n == VSOCK_BUDGET) {
-				/* Come back after the other work. */
-				if (write(virtio_queue_kick_fd(vdev,
-							       VSOCK_RX_QUEUE),
-					  &(uint64_t){ 1 },
-					  sizeof(uint64_t)) < 0)
-					break;
+				virtio_queue_yield(vdev, VSOCK_RX_QUEUE);
 				break;
 			}
 			r = virtq_pop(vq, v->rx_iov, VSOCK_QUEUE_MAX,
@@ -930,9 +925,7 @@ vsock_tx_run(struct vsock *v)
 		return;
 	for (;;) {
 		if (n == VSOCK_BUDGET) {
-			if (write(virtio_queue_kick_fd(vdev, VSOCK_TX_QUEUE),
-				  &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
-				break;
+			virtio_queue_yield(vdev, VSOCK_TX_QUEUE);
 			break;
 		}
 		r = virtq_pop(vq, v->tx_iov, VSOCK_QUEUE_MAX, &el);
