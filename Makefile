@@ -20,9 +20,15 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 
 CORE_LIBS := -lz -llzma -llz4 -lzstd -lbz2 -luring -lpthread
 TEST_LIBS := -lcmocka
+# proto/ (and what links it: vmm-run, vmmd, vmctl) uses jansson, libevent
+# and OpenSSL; vmm-core never does.
+PROTO_LIBS := -ljansson -levent_openssl -levent -lssl -lcrypto
 
 CORE_SRCS := $(filter-out vmm-core/vmm-run.c,\
 	$(wildcard vmm-core/*.c vmm-core/*/*.c))
+PROTO_SRCS := $(wildcard proto/*.c)
+VMMD_SRCS := $(wildcard vmmd/*.c)
+VMCTL_SRCS := $(wildcard vmctl/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
 TEST_HELPERS := $(wildcard tests/unit/helpers/*.c)
@@ -35,6 +41,10 @@ BIN := $(BUILD)/bin
 
 CORE_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(CORE_SRCS))
 CORE_AOBJS := $(patsubst %.c,$(AOBJ)/%.o,$(CORE_SRCS))
+PROTO_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(PROTO_SRCS))
+PROTO_AOBJS := $(patsubst %.c,$(AOBJ)/%.o,$(PROTO_SRCS))
+VMMD_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(VMMD_SRCS))
+VMCTL_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(VMCTL_SRCS))
 HELPER_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(TEST_HELPERS))
 HELPER_AOBJS := $(patsubst %.c,$(AOBJ)/%.o,$(TEST_HELPERS))
 
@@ -43,7 +53,8 @@ UNIT_ABINS := $(addprefix $(BUILD)/asan/tests/unit/,$(UNIT_NAMES))
 INTEG_BINS := $(addprefix $(BUILD)/tests/integration/,$(INTEG_NAMES))
 INTEG_ABINS := $(addprefix $(BUILD)/asan/tests/integration/,$(INTEG_NAMES))
 
-PROGS := $(BIN)/vmm-run
+PROGS := $(BIN)/vmm-run $(if $(VMMD_SRCS),$(BIN)/vmmd) \
+	$(if $(VMCTL_SRCS),$(BIN)/vmctl)
 
 .PHONY: all deps deps-test deps-bench guest test test-unit test-build demo \
 	bench install clean help check-includes
@@ -78,18 +89,25 @@ deps-bench: deps
 check-includes:
 	$(Q)! grep -rnE '#include[[:space:]]*[<"](jansson|event2/|openssl/)' vmm-core \
 		|| { echo "vmm-core must not include jansson, libevent or OpenSSL"; exit 1; }
+	$(Q)! grep -rnE '#include[[:space:]]*"(proto|vmmd|vmctl)/' vmm-core \
+		--exclude=vmm-run.c --exclude='vmm-run-*.c' \
+		|| { echo "vmm-core must not include proto, vmmd or vmctl"; exit 1; }
+	$(Q)! grep -rnE '#include[[:space:]]*"[^"]*(vmm-core|vmmd|vmctl)/' proto \
+		|| { echo "proto must not include vmm-core, vmmd or vmctl"; exit 1; }
 	$(Q)! grep -rnE '#include[[:space:]]*"[^"]*(vmm-core|vmmd)/' vmctl \
 		|| { echo "vmctl must not include vmm-core or vmmd"; exit 1; }
+	$(Q)! grep -rnE '#include[[:space:]]*"[^"]*(vmm-core|vmctl)/' vmmd \
+		|| { echo "vmmd must not include vmm-core or vmctl"; exit 1; }
 
 $(OBJ)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
-	$(Q)$(CC) $(BASE_CFLAGS) $(HARDEN) $(CFLAGS) -Ivmm-core -c $< -o $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(HARDEN) $(CFLAGS) -I. -Ivmm-core -c $< -o $@
 
 $(AOBJ)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC-SAN  $<")
-	$(Q)$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) -Ivmm-core -c $< -o $@
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) -I. -Ivmm-core -c $< -o $@
 
 $(BUILD)/libvmmcore.a: $(CORE_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -102,6 +120,27 @@ $(BIN)/vmm-run: $(OBJ)/vmm-core/vmm-run.o $(BUILD)/libvmmcore.a
 $(BUILD)/asan/bin/vmm-run: $(AOBJ)/vmm-core/vmm-run.o $(BUILD)/asan/libvmmcore.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+
+$(BUILD)/libproto.a: $(PROTO_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(BUILD)/asan/libproto.a: $(PROTO_AOBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/vmmd: $(VMMD_OBJS) $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(PROTO_LIBS) -pthread
+$(BIN)/vmctl: $(VMCTL_OBJS) $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(PROTO_LIBS) -pthread
+
+# Unit tests of proto/ (tests/unit/test_proto*.c) link proto and its
+# libraries instead of vmm-core (the shorter stem wins over the rule below).
+$(BUILD)/tests/unit/test_proto%: $(OBJ)/tests/unit/test_proto%.o $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PROTO_LIBS)
+$(BUILD)/asan/tests/unit/test_proto%: $(AOBJ)/tests/unit/test_proto%.o $(BUILD)/asan/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PROTO_LIBS)
 
 $(BUILD)/tests/unit/%: $(OBJ)/tests/unit/%.o $(HELPER_OBJS) $(BUILD)/libvmmcore.a
 	@mkdir -p $(dir $@)

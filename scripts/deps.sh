@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make libc6-dev linux-libc-dev pkg-config binutils
 	zlib1g-dev liblzma-dev liblz4-dev libzstd-dev libbz2-dev liburing-dev
-	libcmocka-dev"
+	libcmocka-dev libjansson-dev libevent-dev libssl-dev"
 # The guest image is built from Debian's packages (apt-get download, dpkg -x).
 guest="cpio gzip xz-utils dpkg apt kmod"
 test="$build $guest iproute2 procps util-linux python3 acpica-tools

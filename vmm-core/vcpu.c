@@ -659,8 +659,10 @@ vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	__atomic_store_n(&v->tid, gettid(), __ATOMIC_RELEASE);
 
 	while (vm_stop_reason(vm) == VM_STOP_NONE) {
+		vm_pause_point(vm);
 		r = vcpu_run_once(v);
 		switch (r) {
 		case VCPU_EXIT_SHUTDOWN:

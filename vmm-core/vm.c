@@ -362,6 +362,9 @@ vm_start(struct vm *vm)
 			return r;
 		}
 		v->thread_started = true;
+		pthread_mutex_lock(&vm->stop_lock);
+		vm->nr_vcpu_threads++;
+		pthread_mutex_unlock(&vm->stop_lock);
 	}
 	return 0;
 }
@@ -387,6 +390,63 @@ vm_wait(struct vm *vm)
 		v->thread_started = false;
 	}
 	return reason;
+}
+
+int
+vm_pause(struct vm *vm)
+{
+	unsigned int i;
+	int r = 0;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	vm->pause_wanted = true;
+	pthread_mutex_unlock(&vm->stop_lock);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->stop_lock);
+	while (vm->nr_parked < vm->nr_vcpu_threads &&
+	       vm->stop_reason == VM_STOP_NONE)
+		pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+	if (vm->stop_reason != VM_STOP_NONE)
+		r = -ESRCH;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return r;
+}
+
+void
+vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	vm->pause_wanted = false;
+	pthread_cond_broadcast(&vm->stop_cond);
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
+bool
+vm_is_paused(struct vm *vm)
+{
+	bool p;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	p = vm->pause_wanted;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return p;
+}
+
+void
+vm_pause_point(struct vm *vm)
+{
+	if (!__atomic_load_n(&vm->pause_wanted, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&vm->stop_lock);
+	if (vm->pause_wanted && vm->stop_reason == VM_STOP_NONE) {
+		vm->nr_parked++;
+		pthread_cond_broadcast(&vm->stop_cond);
+		while (vm->pause_wanted && vm->stop_reason == VM_STOP_NONE)
+			pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+		vm->nr_parked--;
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
 }
 
 enum vm_stop_reason

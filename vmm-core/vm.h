@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "bus.h"
 #include "mem.h"
@@ -52,6 +53,7 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
+	pid_t tid;		/* the vCPU thread's id, for its CPU time */
 	struct vcpu_stats stats;	/* written by the vCPU thread only */
 	/* Where the last emulation failure was, for rate-limited logs. */
 	uint64_t last_emul_rip;
@@ -83,6 +85,11 @@ struct vm {
 	enum vm_stop_reason stop_reason;	/* first reason wins */
 	char stop_message[256];			/* what stopped it, for the log */
 	int stop_eventfd;			/* becomes readable on stop */
+	/* Pause: vCPU threads park outside KVM_RUN while pause_wanted; under
+	 * stop_lock, signalled on stop_cond. */
+	bool pause_wanted;
+	unsigned int nr_parked;
+	unsigned int nr_vcpu_threads;		/* running vCPU threads */
 };
 
 /*
@@ -118,6 +125,18 @@ enum vm_stop_reason vm_wait(struct vm *vm);
 /* Ask the VM to stop; the first reason wins. Not async-signal-safe. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
 		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Pause the VM: every vCPU leaves KVM_RUN and waits; returns once all have
+ * (0), or -ESRCH when the VM stopped meanwhile. Devices keep running, so
+ * interrupts queue up in the irqchip. vm_resume lets them go on. Both are
+ * idempotent and may be called from any thread but the vCPUs'.
+ */
+int vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+/* Called by a vCPU thread between runs: waits while the VM is paused. */
+void vm_pause_point(struct vm *vm);
 
 /* The reason the VM was asked to stop (VM_STOP_NONE while running). */
 enum vm_stop_reason vm_stop_reason(struct vm *vm);

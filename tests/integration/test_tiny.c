@@ -651,6 +651,78 @@ test_strio(void **state)
 	}
 }
 
+static uint32_t
+spin_counter(const struct tiny *t)
+{
+	uint32_t c = 0;
+
+	if (guest_mem_read(&t->vm->mem, 0x2000, &c, sizeof(c)) < 0)
+		fail_msg("guest_mem_read(0x2000, 4) failed");
+	return __atomic_load_n(&c, __ATOMIC_RELAXED);
+}
+
+/* Wait up to 10 s for the spinning guest's counter to move past c. */
+static bool
+spin_moves(const struct tiny *t, uint32_t c)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (spin_counter(t) != c)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * vm_pause stops every vCPU outside KVM_RUN until vm_resume: a guest that
+ * counts in memory without ever exiting stands still while paused.
+ */
+static void
+test_pause_resume(void **state)
+{
+	struct tiny *t = *state;
+	uint32_t c1, c2;
+	int r;
+
+	if (!tiny_boot(t, "spin"))
+		return;
+	r = vm_start(t->vm);
+	if (r < 0)
+		fail_msg("vm_start: %s", strerror(-r));
+	if (!spin_moves(t, 0)) {
+		vm_request_stop(t->vm, VM_STOP_SIGNAL, "test");
+		vm_wait(t->vm);
+		fail_msg("the spinning guest's counter never moved");
+	}
+	r = vm_pause(t->vm);
+	CHECK_EQ(t, "vm_pause()", 0, (uint64_t)(int64_t)r);
+	assert_true(vm_is_paused(t->vm));
+	c1 = spin_counter(t);
+	usleep(200000);
+	c2 = spin_counter(t);
+	if (c1 != c2) {
+		vm_request_stop(t->vm, VM_STOP_SIGNAL, "test");
+		vm_wait(t->vm);
+		fail_msg("paused guest ran on: counter %u -> %u", c1, c2);
+	}
+	/* A second pause is a no-op. */
+	CHECK_EQ(t, "vm_pause() again", 0, (uint64_t)(int64_t)vm_pause(t->vm));
+	vm_resume(t->vm);
+	assert_false(vm_is_paused(t->vm));
+	if (!spin_moves(t, c2)) {
+		vm_request_stop(t->vm, VM_STOP_SIGNAL, "test");
+		vm_wait(t->vm);
+		fail_msg("resumed guest did not run on: counter stays %u", c2);
+	}
+	/* Pausing a VM that is stopping ends at once with -ESRCH. */
+	vm_request_stop(t->vm, VM_STOP_SIGNAL, "test");
+	CHECK_EQ(t, "vm_pause() on a stopped VM", (uint64_t)(int64_t)-ESRCH,
+		 (uint64_t)(int64_t)vm_pause(t->vm));
+	vm_wait(t->vm);
+}
+
 /*
  * The recording device itself, without a VM: if it mangled values, every
  * other test here would check the wrong thing.
@@ -691,6 +763,7 @@ main(void)
 		TINY_TEST(test_unowned),
 		TINY_TEST(test_triple_ud),
 		TINY_TEST(test_triple),
+		TINY_TEST(test_pause_resume),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
