@@ -11,13 +11,22 @@ FUZZ_TIME ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Ivmm-core
+	-I. -Ivmm-core
 # What each harness links: the virtqueue needs only guest memory.
 FUZZ_virtq_SRCS := vmm-core/virtio/virtq.c vmm-core/mem.c
 FUZZ_blk_SRCS := vmm-core/virtio/blk.c vmm-core/virtio/virtio.c vmm-core/virtio/virtq.c \
 	vmm-core/mem.c vmm-core/log.c
 # The fuzz rule links no -l flags: liburing comes in as its static archive.
 FUZZ_blk_SRCS += $(shell pkg-config --variable=libdir liburing)/liburing.a
+# proto/ harnesses: the decoders of a peer's bytes, with their libraries
+# (FUZZ_NAME_LIBS goes at the end of the link line).
+FUZZ_proto_frame_SRCS := proto/frame.c proto/jsonrpc.c proto/errors.c proto/util.c
+FUZZ_proto_frame_LIBS := -ljansson -levent
+FUZZ_proto_vmdef_SRCS := proto/vmdef.c proto/size.c proto/cpulist.c proto/util.c
+FUZZ_proto_vmdef_LIBS := -ljansson
+# Seed corpora (read, never written): the golden inputs.
+FUZZ_proto_frame_SEEDS := tests/unit/golden/jsonrpc
+FUZZ_proto_vmdef_SEEDS := tests/unit/golden/vmdef
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 
@@ -28,13 +37,20 @@ fuzz: $(FUZZ_BINS)
 define FUZZ_RULE
 $(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_$(1)_SRCS)
 	@mkdir -p $$(dir $$@)
-	$$(Q)$$(FUZZ_CC) $$(FUZZ_FLAGS) $$< $$(FUZZ_$(1)_SRCS) -o $$@
+	$$(Q)$$(FUZZ_CC) $$(FUZZ_FLAGS) $$< $$(FUZZ_$(1)_SRCS) -o $$@ \
+		$$(FUZZ_$(1)_LIBS)
 endef
 $(foreach n,$(FUZZ_NAMES),$(eval $(call FUZZ_RULE,$(n))))
 
 fuzz-run: fuzz
-	$(Q)for f in $(FUZZ_BINS); do \
-		mkdir -p $(FUZZ_DIR)/corpus/$$(basename $$f); \
-		$$f -max_total_time=$(FUZZ_TIME) $(FUZZ_DIR)/corpus/$$(basename $$f) \
+	$(Q)for n in $(FUZZ_NAMES); do \
+		f=$(FUZZ_DIR)/fuzz_$$n; \
+		mkdir -p $(FUZZ_DIR)/corpus/fuzz_$$n; \
+		case $$n in \
+		proto_frame) seeds="$(FUZZ_proto_frame_SEEDS)" ;; \
+		proto_vmdef) seeds="$(FUZZ_proto_vmdef_SEEDS)" ;; \
+		*) seeds= ;; \
+		esac; \
+		$$f -max_total_time=$(FUZZ_TIME) $(FUZZ_DIR)/corpus/fuzz_$$n $$seeds \
 			|| exit 1; \
 	done

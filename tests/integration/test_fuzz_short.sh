@@ -16,7 +16,7 @@ FUZZ_CC=${FUZZ_CC:-clang}
 OUT=$BUILD/fuzz
 FLAGS="-std=gnu17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-	-Ivmm-core"
+	-I. -Ivmm-core"
 
 # What each harness links besides itself (keep in step with fuzz.mk).
 srcs_for() {
@@ -26,6 +26,28 @@ srcs_for() {
 		"vmm-core/virtio/virtq.c vmm-core/mem.c vmm-core/log.c" \
 		"$(pkg-config --variable=libdir liburing 2>/dev/null ||
 			echo /usr/lib/x86_64-linux-gnu)/liburing.a" ;;
+	proto_frame) echo "proto/frame.c proto/jsonrpc.c proto/errors.c" \
+		"proto/util.c" ;;
+	proto_vmdef) echo "proto/vmdef.c proto/size.c proto/cpulist.c" \
+		"proto/util.c" ;;
+	*) echo "" ;;
+	esac
+}
+
+# Libraries, after the sources on the link line.
+libs_for() {
+	case "$1" in
+	proto_frame) echo "-ljansson -levent" ;;
+	proto_vmdef) echo "-ljansson" ;;
+	*) echo "" ;;
+	esac
+}
+
+# Seed corpora, read but never written (the golden inputs).
+seeds_for() {
+	case "$1" in
+	proto_frame) echo "tests/unit/golden/jsonrpc" ;;
+	proto_vmdef) echo "tests/unit/golden/vmdef" ;;
 	*) echo "" ;;
 	esac
 }
@@ -62,15 +84,16 @@ for h in "${harnesses[@]}"; do
 	bin=$OUT/$h
 	# shellcheck disable=SC2086,SC2046
 	if ! $FUZZ_CC $FLAGS "tests/fuzz/$h.c" $(srcs_for "$name") -o "$bin" \
-		>"$TMP/$h.build.log" 2>&1; then
+		$(libs_for "$name") >"$TMP/$h.build.log" 2>&1; then
 		nfail=$((nfail + 1))
 		echo "not ok $n - $h builds"
 		sed 's/^/# /' "$TMP/$h.build.log" | tail -n 20
 		continue
 	fi
 	mkdir -p "$TMP/$h.corpus"
+	# shellcheck disable=SC2046
 	if "$bin" -runs="$FUZZ_RUNS" -seed=1 -artifact_prefix="$TMP/" \
-		"$TMP/$h.corpus" >"$TMP/$h.log" 2>&1; then
+		"$TMP/$h.corpus" $(seeds_for "$name") >"$TMP/$h.log" 2>&1; then
 		echo "ok $n - $h: $FUZZ_RUNS runs, no crash"
 	else
 		nfail=$((nfail + 1))
