@@ -24,7 +24,9 @@ TEST_LIBS := -lcmocka
 # and OpenSSL; vmm-core never does.
 PROTO_LIBS := -ljansson -levent_openssl -levent -lssl -lcrypto
 
-CORE_SRCS := $(filter-out vmm-core/vmm-run.c,\
+# vmm-run is vmm-core/vmm-run*.c on top of the library and proto/.
+RUN_SRCS := $(wildcard vmm-core/vmm-run*.c)
+CORE_SRCS := $(filter-out $(RUN_SRCS),\
 	$(wildcard vmm-core/*.c vmm-core/*/*.c))
 PROTO_SRCS := $(wildcard proto/*.c)
 VMMD_SRCS := $(wildcard vmmd/*.c)
@@ -114,12 +116,14 @@ $(BUILD)/libvmmcore.a: $(CORE_OBJS)
 $(BUILD)/asan/libvmmcore.a: $(CORE_AOBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/vmm-run: $(OBJ)/vmm-core/vmm-run.o $(BUILD)/libvmmcore.a
+$(BIN)/vmm-run: $(patsubst %.c,$(OBJ)/%.o,$(RUN_SRCS)) $(BUILD)/libvmmcore.a \
+		$(BUILD)/libproto.a
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
-$(BUILD)/asan/bin/vmm-run: $(AOBJ)/vmm-core/vmm-run.o $(BUILD)/asan/libvmmcore.a
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(PROTO_LIBS) -pthread
+$(BUILD)/asan/bin/vmm-run: $(patsubst %.c,$(AOBJ)/%.o,$(RUN_SRCS)) \
+		$(BUILD)/asan/libvmmcore.a $(BUILD)/asan/libproto.a
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+	$(Q)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(PROTO_LIBS) -pthread
 
 $(BUILD)/libproto.a: $(PROTO_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -132,6 +136,25 @@ $(BIN)/vmmd: $(VMMD_OBJS) $(BUILD)/libproto.a
 $(BIN)/vmctl: $(VMCTL_OBJS) $(BUILD)/libproto.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(PROTO_LIBS) -pthread
+
+# Unit tests of vmmd's and vmctl's own modules (tests/unit/test_vmmd*.c,
+# test_vmctl*.c) link those modules (without main.c) and proto.
+VMMD_LIB_OBJS := $(filter-out $(OBJ)/vmmd/main.o,$(VMMD_OBJS))
+VMCTL_LIB_OBJS := $(filter-out $(OBJ)/vmctl/main.o,$(VMCTL_OBJS))
+$(BUILD)/tests/unit/test_vmmd%: $(OBJ)/tests/unit/test_vmmd%.o $(VMMD_LIB_OBJS) $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PROTO_LIBS) -pthread
+$(BUILD)/asan/tests/unit/test_vmmd%: $(AOBJ)/tests/unit/test_vmmd%.o \
+		$(patsubst $(OBJ)/%,$(AOBJ)/%,$(VMMD_LIB_OBJS)) $(BUILD)/asan/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PROTO_LIBS) -pthread
+$(BUILD)/tests/unit/test_vmctl%: $(OBJ)/tests/unit/test_vmctl%.o $(VMCTL_LIB_OBJS) $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PROTO_LIBS) -pthread
+$(BUILD)/asan/tests/unit/test_vmctl%: $(AOBJ)/tests/unit/test_vmctl%.o \
+		$(patsubst $(OBJ)/%,$(AOBJ)/%,$(VMCTL_LIB_OBJS)) $(BUILD)/asan/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PROTO_LIBS) -pthread
 
 # Unit tests of proto/ (tests/unit/test_proto*.c) link proto and its
 # libraries instead of vmm-core (the shorter stem wins over the rule below).

@@ -9,8 +9,11 @@ build="gcc make libc6-dev linux-libc-dev pkg-config binutils
 	libcmocka-dev libjansson-dev libevent-dev libssl-dev"
 # The guest image is built from Debian's packages (apt-get download, dpkg -x).
 guest="cpio gzip xz-utils dpkg apt kmod"
+# ipxe-qemu and dnsmasq-base: tests/integration/test_ipxe.sh (the iPXE ROM
+# for virtio-net, and a DHCP server; -base: the binary without a system
+# service that would start on the host).
 test="$build $guest iproute2 procps util-linux python3 acpica-tools
-	clang libclang-rt-14-dev seabios e2fsprogs"
+	clang libclang-rt-14-dev seabios e2fsprogs ipxe-qemu dnsmasq-base"
 bench="$test qemu-system-x86 time"
 
 case "${1:-build}" in

@@ -42,16 +42,6 @@
 
 #define VMM_RUN_VERSION "0.1.0"
 
-/* Exit codes, documented in the README. */
-enum {
-	EXIT_POWEROFF = 0,	/* the guest powered off */
-	EXIT_INTERNAL = 1,	/* an error of the VMM while running */
-	EXIT_USAGE = 2,		/* bad arguments or set-up error */
-	EXIT_REBOOT = 3,	/* the guest asked to reboot */
-	EXIT_CRASH = 4,		/* the guest crashed (triple fault, ...) */
-	/* 128 + N after signal N (130 SIGINT, 143 SIGTERM). */
-};
-
 /*
  * What an unmodified Linux needs on a PVM host (no hardware
  * virtualization): no XSAVE (XRSTOR cannot be emulated there), and none of
@@ -64,54 +54,7 @@ static const char pvm_cmdline[] =
 	"abm,movbe,sse4_1,sse4_2,aes,pclmulqdq,sha_ni,clflushopt,clwb,avx,"
 	"avx2,fma,f16c,ssse3,gfni,vaes,vpclmulqdq,erms,fsrm nowatchdog";
 
-#define VMM_MAX_DISKS 16
-#define VMM_MAX_NICS 8
-
-struct options {
-	const char *kernel;
-	const char *initrd;
-	const char *cmdline;
-	const char *firmware;		/* --firmware: boot a BIOS image */
-	const char *firmware_log;	/* --firmware-log: its debug port */
-	unsigned int cpus;
-	uint64_t memory;
-	const char *console;
-	bool stats;
-	bool classic;
-	bool no_pvm_cmdline;
-	const char *virtio_console;	/* NULL, "stdio" or "file:PATH" */
-	const char *disks[VMM_MAX_DISKS];	/* --disk arguments, in order */
-	unsigned int nr_disks;
-	const char *nets[VMM_MAX_NICS];		/* --net arguments, in order */
-	unsigned int nr_nets;
-	bool no_rng;
-	bool balloon;
-	const char *vsock;		/* "cid=N,uds=PATH" */
-};
-
-struct vmm {
-	struct options opt;
-	struct vm *vm;
-	struct uart8250 *uart;
-	struct i8042 *i8042;
-	struct rtc *rtc;
-	struct pci_host *pci;
-	struct acpi_pm *pm;
-	struct firmware *fw;
-	struct irq_router *router;
-	struct virtio_pci_sink sink;
-	struct vcon *vcon;
-	struct rng *rng;
-	struct balloon *balloon;
-	struct vsock *vsock;
-	struct blk *blks[VMM_MAX_DISKS];
-	struct vnet *nics[VMM_MAX_NICS];
-	int vcon_in[2];		/* stdin -> virtio-console, when it has stdio */
-	int console_fd;
-	bool tty_raw;
-	struct termios tty_saved;
-	int signo;
-};
+#include "vmm-run.h"
 
 static struct vmm *the_vmm;	/* for the terminal restore at exit */
 
@@ -123,18 +66,27 @@ usage(FILE *f)
 		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
 		"               [--disk PATH[,ro][,serial=S][,direct]]...\n"
-		"               [--net tap=NAME|fd=N[,mac=MAC]]... [--vsock cid=N,uds=PATH]\n"
+		"               [--net tap=NAME|fd=N[,mac=MAC][,rom=PATH]]...\n"
+		"               [--vsock cid=N,uds=PATH]\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
+		"               [--name NAME] [--control PATH]\n"
+		"               [--console-socket PATH[,history=SIZE]]\n"
 		"\n"
 		"Boots one VM in the foreground. SIZE takes K, M, G or T (binary\n"
 		"units); a plain number is MiB. Default: 1 vCPU, 512M, console on stdio.\n"
 		"--classic-boot lets the guest decompress its own bzImage.\n"
 		"--disk adds a virtio-blk disk (a raw image; repeatable).\n"
+		"--net adds a virtio-net NIC on a TAP; rom= gives it an expansion\n"
+		"ROM for --firmware to run (/usr/lib/ipxe/qemu/pxe-virtio.rom).\n"
 		"--virtio-console adds hvc0 (virtio-console); with stdio it takes\n"
 		"the terminal's input. A virtio-rng device is there unless --no-rng.\n"
 		"--firmware boots a BIOS image (e.g. /usr/share/seabios/bios.bin)\n"
 		"instead of a kernel; --firmware-log writes its debug port there.\n"
+		"--console none discards the console; --console-socket serves it\n"
+		"on a UNIX socket (history replayed to each client, default 64K).\n"
+		"--control serves the control protocol (proto/PROTOCOL.md): info,\n"
+		"stats, pause, resume, power button, balloon target, console history.\n"
 		"On a terminal, Ctrl-A x quits. Exit codes: 0 poweroff, 3 reboot,\n"
 		"4 guest crash, 2 bad arguments or set-up error, 1 internal error,\n"
 		"130/143 after SIGINT/SIGTERM.\n");
@@ -279,6 +231,9 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "balloon", no_argument, NULL, 'b' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "vsock", required_argument, NULL, 'S' },
+		{ "name", required_argument, NULL, 'A' },
+		{ "control", required_argument, NULL, 'T' },
+		{ "console-socket", required_argument, NULL, 'O' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -291,6 +246,7 @@ parse_args(int argc, char **argv, struct options *o)
 	o->cpus = 1;
 	o->memory = 512 * MiB;
 	o->console = "stdio";
+	o->console_history = 64 * KiB;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":k:i:c:n:m:C:svhV", longopts,
 				NULL)) != -1) {
@@ -330,6 +286,37 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'R': o->no_rng = true; break;
 		case 'b': o->balloon = true; break;
 		case 'S': o->vsock = optarg; break;
+		case 'A':
+			if (!*optarg || strlen(optarg) > 63)
+				return die_usage("--name '%s': 1 to 63 characters",
+						 optarg);
+			o->name = optarg;
+			break;
+		case 'T':
+			if (!*optarg || strlen(optarg) >= 108)
+				return die_usage("--control '%s': a socket path "
+						 "of 1 to 107 bytes", optarg);
+			o->control = optarg;
+			break;
+		case 'O': {
+			char *comma = strchr(optarg, ',');
+
+			o->console_socket = optarg;
+			if (comma) {
+				*comma = '\0';
+				if (strncmp(comma + 1, "history=", 8) != 0 ||
+				    parse_size(comma + 9, &o->console_history) < 0 ||
+				    o->console_history < CONHUB_HISTORY_MIN ||
+				    o->console_history > CONHUB_HISTORY_MAX)
+					return die_usage("--console-socket: '%s': "
+						"expected history=SIZE, 4K to 16M",
+						comma + 1);
+			}
+			if (!*optarg || strlen(optarg) >= 108)
+				return die_usage("--console-socket '%s': a socket "
+						 "path of 1 to 107 bytes", optarg);
+			break;
+		}
 		case 'N':
 			if (o->nr_nets == VMM_MAX_NICS)
 				return die_usage("--net: at most %u NICs",
@@ -406,6 +393,8 @@ console_open(struct vmm *m)
 		m->console_fd = STDOUT_FILENO;
 		return 0;
 	}
+	if (strcmp(c, "none") == 0)
+		return 0;
 	if (strncmp(c, "file:", 5) == 0 && c[5]) {
 		m->console_fd = open(c + 5, O_WRONLY | O_CREAT | O_TRUNC |
 				     O_APPEND | O_CLOEXEC, 0640);
@@ -415,7 +404,7 @@ console_open(struct vmm *m)
 		}
 		return 0;
 	}
-	log_err("--console '%s': expected stdio or file:PATH", c);
+	log_err("--console '%s': expected stdio, file:PATH or none", c);
 	return -EINVAL;
 }
 
@@ -711,6 +700,21 @@ out:
 
 /* ---- end of firmware boot ------------------------------------------- */
 
+/* The console hub feeds client input to the UART and takes its output. */
+static size_t
+hub_input(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vmm *m = opaque;
+
+	return uart8250_input(m->uart, buf, len);
+}
+
+static void
+hub_output(void *opaque, const uint8_t *buf, size_t len)
+{
+	conhub_write(opaque, buf, len);
+}
+
 static int
 setup_devices(struct vmm *m)
 {
@@ -720,6 +724,19 @@ setup_devices(struct vmm *m)
 
 	m->uart = uart8250_new(&vm->pio, PORT_COM1, IRQ_COM1, &vm->platform,
 			       m->console_fd);
+	if (m->uart && m->opt.console_socket) {
+		int r = conhub_new(m->opt.console_history, hub_input, m,
+				   uart8250_input_eventfd(m->uart), &m->hub);
+
+		if (r == 0)
+			r = conhub_listen(m->hub, m->opt.console_socket);
+		if (r < 0) {
+			log_err("--console-socket '%s': %s",
+				m->opt.console_socket, strerror(-r));
+			return r;
+		}
+		uart8250_set_output_cb(m->uart, hub_output, m->hub);
+	}
 	m->i8042 = i8042_new(&vm->pio, &vm->platform);
 	m->rtc = rtc_new(&vm->pio, &vm->platform, low, high, vm->nr_vcpus);
 	m->pci = pci_host_new(&vm->pio, &vm->mmio, &vm->platform);
@@ -806,14 +823,55 @@ setup_disks(struct vmm *m)
 	return 0;
 }
 
-/* "tap=NAME[,mac=MAC]" or "fd=N[,mac=MAC]"; the NIC's index seeds its MAC. */
+/*
+ * The NIC's expansion ROM (--net ...,rom=PATH): read whole at start, at most
+ * the 16 MiB a ROM BAR can hold. A ROM the firmware will not run on this
+ * device (another device's ids, a bad checksum) is only warned about: the
+ * guest still sees it in the ROM BAR, as it would on real hardware.
+ * 0 or -errno, with a message naming the file.
+ */
+static int
+read_nic_rom(const char *arg, const char *path, uint8_t **ret, size_t *ret_len)
+{
+	char err[256] = "";
+	struct stat st;
+	int r;
+
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > VIRTIO_PCI_ROM_MAX) {
+		log_err("--net '%s': rom '%s': too large (%lld bytes; a ROM "
+			"BAR holds at most 16 MiB)", arg, path,
+			(long long)st.st_size);
+		return -EFBIG;
+	}
+	r = read_file("--net rom", path, ret, ret_len);
+	if (r < 0)
+		return r;
+	if (*ret_len > VIRTIO_PCI_ROM_MAX) {	/* it grew since the stat */
+		log_err("--net '%s': rom '%s': too large (%zu bytes; a ROM "
+			"BAR holds at most 16 MiB)", arg, path, *ret_len);
+		free(*ret);
+		*ret = NULL;
+		return -EFBIG;
+	}
+	if (virtio_pci_rom_check(*ret, *ret_len, VIRTIO_ID_NET, err,
+				 sizeof(err)) < 0)
+		log_warn("--net '%s': the firmware will not run rom '%s': %s",
+			 arg, path, err);
+	return 0;
+}
+
+/* "tap=NAME[,mac=MAC][,rom=PATH]" or "fd=N[,...]"; the NIC's index seeds
+ * its MAC. */
 static int
 setup_nic(struct vmm *m, unsigned int index)
 {
 	struct net_options o = { .tap_fd = -1 };
 	char *buf = strdup(m->opt.nets[index]), *save = NULL, *tok;
 	char seed[64], err[256] = "";
-	uint8_t mac[6];
+	const char *rom_path = NULL;
+	uint8_t mac[6], *rom = NULL;
+	size_t rom_len = 0;
 	int r = 0;
 
 	if (!buf)
@@ -839,9 +897,12 @@ setup_nic(struct vmm *m, unsigned int index)
 				r = -EINVAL;
 			}
 			o.mac = mac;
+		} else if (strncmp(tok, "rom=", 4) == 0 && tok[4]) {
+			rom_path = tok + 4;
 		} else {
 			log_err("--net '%s': unknown option '%s' (expected "
-				"tap=NAME, fd=N or mac=MAC)", m->opt.nets[index], tok);
+				"tap=NAME, fd=N, mac=MAC or rom=PATH)",
+				m->opt.nets[index], tok);
 			r = -EINVAL;
 		}
 	}
@@ -850,6 +911,9 @@ setup_nic(struct vmm *m, unsigned int index)
 			m->opt.nets[index]);
 		r = -EINVAL;
 	}
+	/* Before the TAP: a bad file is the first thing to hear about. */
+	if (r == 0 && rom_path)
+		r = read_nic_rom(m->opt.nets[index], rom_path, &rom, &rom_len);
 	if (r == 0) {
 		/* Stable across restarts of the same VM: its kernel and
 		 * the NIC's position. */
@@ -861,9 +925,22 @@ setup_nic(struct vmm *m, unsigned int index)
 			log_err("--net: %s", err);
 	}
 	free(buf);
-	if (r < 0)
-		return r;
-	return attach_virtio(m, net_virtio(m->nics[index]), "virtio-net");
+	if (r == 0) {
+		/* The transport copies the ROM into its ROM BAR. */
+		struct virtio_pci_config pc = {
+			.slot = -1, .sink = &m->sink,
+			.rom = rom, .rom_size = rom_len,
+		};
+		struct virtio_pci *vp;
+
+		r = virtio_pci_new(m->pci, net_virtio(m->nics[index]), &pc,
+				   &vp);
+		if (r < 0)
+			log_err("virtio-net: attaching to PCI: %s",
+				strerror(-r));
+	}
+	free(rom);
+	return r;
 }
 
 /* "cid=N,uds=PATH": the guest's CID and the host side's UNIX socket. */
@@ -1026,7 +1103,7 @@ main(int argc, char **argv)
 {
 	struct vmm m;
 	struct vm_config cfg;
-	char err[256] = "";
+	char err[256] = "", tag[80];
 	enum vm_stop_reason reason;
 	sigset_t set;
 	pthread_t sigt;
@@ -1040,6 +1117,10 @@ main(int argc, char **argv)
 	code = parse_args(argc, argv, &m.opt);
 	if (code)
 		return code;
+	if (m.opt.name) {
+		snprintf(tag, sizeof(tag), "vm/%s", m.opt.name);
+		log_set_tag(tag);
+	}
 	if (check_memory(&m.opt))
 		return EXIT_USAGE;
 	if (m.opt.kernel && access(m.opt.kernel, R_OK) < 0) {
@@ -1087,6 +1168,13 @@ main(int argc, char **argv)
 		goto out;
 	}
 	pthread_detach(sigt);
+	if (m.opt.control &&
+	    vmm_ctl_start(&m, m.opt.control, err, sizeof(err)) < 0) {
+		log_err("--control '%s': %s", m.opt.control, err);
+		code = EXIT_USAGE;
+		goto out;
+	}
+	m.start_ns = vmm_now_ns();
 	if (console_start_input(&m) < 0 || vm_start(m.vm) < 0) {
 		log_err("cannot start threads");
 		code = EXIT_INTERNAL;
@@ -1094,6 +1182,8 @@ main(int argc, char **argv)
 	}
 	reason = vm_wait(m.vm);
 	console_restore();
+	if (m.ctl)
+		vmm_ctl_notify_state(m.ctl, "stopped");
 	switch (reason) {
 	case VM_STOP_POWEROFF:
 		code = EXIT_POWEROFF;
@@ -1119,6 +1209,10 @@ main(int argc, char **argv)
 	}
 	if (m.opt.stats)
 		print_stats(&m);
+	/* The sockets go with the VM (the threads that use the VM are
+	 * stopped by now). */
+	vmm_ctl_stop(m.ctl);
+	conhub_free(m.hub);
 out:
 	console_restore();
 	fflush(NULL);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "x86/emulate.h"
 
@@ -1842,6 +1843,289 @@ test_mode32(void **state)
 	assert_int_equal(mem.last_write_len, 288);
 }
 
+/* iret in protected mode */
+
+#define FL_TF	(1ULL << 8)
+#define FL_IF	(1ULL << 9)
+#define FL_DF	(1ULL << 10)
+#define FL_IOPL	(3ULL << 12)
+#define FL_NT	(1ULL << 14)
+#define FL_RF	(1ULL << 16)
+#define FL_VM	(1ULL << 17)
+#define FL_VIF	(1ULL << 19)
+#define FL_VIP	(1ULL << 20)
+#define FL_ID	(1ULL << 21)
+#define IRET_GDT	0x500		/* offset of the GDT in mem */
+#define IRET_FLAT32	0x00cf9b000000ffffULL	/* flat 32-bit code */
+
+/*
+ * 32-bit protected mode at CPL (the RPL of CS 0x08|cpl), flat code and
+ * stack, ESP at A(sp_off), the GDT at A(IRET_GDT) with the flat code
+ * segment as entry 1 (what iPXE runs in, bar its segment bases).
+ */
+static void
+vcpu_iret32(struct emu_vcpu *s, unsigned int cpl, uint64_t sp_off)
+{
+	vcpu_prot32(s);
+	mem_put64(IRET_GDT, 0);
+	mem_put64(IRET_GDT + 8, IRET_FLAT32);
+	s->sregs.gdt.base = A(IRET_GDT);
+	s->sregs.gdt.limit = 0x0f;
+	s->sregs.cs.selector = (uint16_t)(0x08 | cpl);
+	s->sregs.cs.limit = 0xffffffff;
+	s->sregs.cs.s = 1;
+	s->sregs.cs.type = 11;
+	s->sregs.cs.g = 1;
+	s->sregs.ss.db = 1;
+	s->sregs.ss.limit = 0xffffffff;
+	s->regs.rsp = A(sp_off);
+}
+
+/* Put an iret frame of os-byte slots at mem offset off. */
+static void
+iret_frame(uint64_t off, unsigned int os, uint32_t ip, uint16_t cs,
+	   uint32_t fl)
+{
+	memcpy(mem.bytes + off, &ip, os);
+	memcpy(mem.bytes + off + os, &(uint32_t){ cs }, os);
+	memcpy(mem.bytes + off + 2 * os, &fl, os);
+}
+
+static void
+test_iret_prot32(void **state)
+{
+	struct emu_vcpu s;
+	uint64_t all;
+
+	(void)state;
+	mem.gva = 0x00200000;
+
+	/* At CPL 0 every flag in the frame is taken, RF included (not
+	 * cleared as after other instructions); EIP, ESP follow. */
+	vcpu_iret32(&s, 0, 0x100);
+	all = 0x2 | FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_DF | FL_OF |
+	      FL_IF | FL_IOPL | FL_AC | FL_ID | FL_VIF | FL_VIP | FL_RF;
+	iret_frame(0x100, 4, 0x00012d9a, 0x08, (uint32_t)all);
+	s.regs.rip = 0x4edc;
+	s.regs.rax = 0x1234;
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rip, 0x00012d9a);
+	assert_int_equal(s.regs.rsp, A(0x10c));
+	assert_int_equal(s.regs.rflags, all);
+	assert_int_equal(s.regs.rax, 0x1234);
+	assert_true(s.regs_dirty);
+	assert_int_equal(s.exception, -1);
+	assert_int_equal(mem.writes, 0);
+
+	/* And back: a frame of zeros clears them all but bit 1. */
+	iret_frame(0x10c, 4, 0x00001000, 0x08, 0);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rflags, 0x2);
+	assert_int_equal(s.regs.rip, 0x1000);
+	assert_int_equal(s.regs.rsp, A(0x118));
+
+	/* What iPXE's interrupt wrapper returns with: IF back on. */
+	vcpu_iret32(&s, 0, 0x200);
+	iret_frame(0x200, 4, 0x00012d9a, 0x08, 0x246);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rflags, 0x246);
+
+	/* 66 cf: IP, CS, FLAGS of 16 bits; EIP's top half cleared, the
+	 * top half of EFLAGS (AC, ID) kept. */
+	vcpu_iret32(&s, 0, 0x100);
+	s.regs.rflags = 0x2 | FL_AC | FL_ID | FL_CF;
+	iret_frame(0x100, 2, 0xbeef, 0x08, 0x2 | FL_ZF | FL_IF | FL_NT);
+	assert_int_equal(STEP(&s, 0x66, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rip, 0xbeef);
+	assert_int_equal(s.regs.rsp, A(0x106));
+	assert_int_equal(s.regs.rflags, 0x2 | FL_AC | FL_ID | FL_ZF | FL_IF |
+			 FL_NT);
+
+	/* CPL 3, IOPL 0: IF, IOPL, VIF, VIP stay; AC, ID, arithmetic go. */
+	vcpu_iret32(&s, 3, 0x100);
+	s.regs.rflags = 0x2 | FL_IF;
+	iret_frame(0x100, 4, 0x2000, 0x0b, (uint32_t)(0x2 | FL_IOPL | FL_VIF |
+		   FL_VIP | FL_AC | FL_ID | FL_CF | FL_OF));
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rflags, 0x2 | FL_IF | FL_AC | FL_ID | FL_CF |
+			 FL_OF);
+	/* CPL 1 with IOPL 1: IF is taken, IOPL still is not. */
+	vcpu_iret32(&s, 1, 0x100);
+	s.regs.rflags = 0x2 | (1ULL << 12) | FL_IF;
+	iret_frame(0x100, 4, 0x2000, 0x09, 0x2 | FL_IOPL);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rflags, 0x2 | (1ULL << 12));
+
+	/* A 16-bit stack: the frame at SS.base + SP, ESP's top half kept. */
+	vcpu_iret32(&s, 0, 0);
+	s.sregs.ss.db = 0;
+	s.sregs.ss.base = A(0x300);
+	s.regs.rsp = 0xdead0010;
+	iret_frame(0x310, 4, 0x3000, 0x08, 0x202);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rip, 0x3000);
+	assert_int_equal(s.regs.rsp, 0xdead001c);
+	assert_int_equal(s.regs.rflags, 0x202);
+
+	/* A code segment with a base (iPXE's virtual one) and a limit:
+	 * EIP is an offset, checked against the limit. */
+	vcpu_iret32(&s, 0, 0x100);
+	/* Base 0x7f5d000, limit 0xfffff bytes. */
+	mem_put64(IRET_GDT + 8, 0x074f9bf5d000ffffULL);
+	s.sregs.cs.base = 0x7f5d000;
+	s.sregs.cs.limit = 0xfffff;
+	s.sregs.cs.g = 0;
+	iret_frame(0x100, 4, 0xfffff, 0x08, 0x2);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rip, 0xfffff);
+	s.regs.rsp = A(0x100);
+	iret_frame(0x100, 4, 0x100000, 0x08, 0x2);
+	EXPECT_FAULT(&s, 13, true, 0xcf);
+	assert_int_equal(s.error_code, 0);
+}
+
+/* What iret leaves alone, and where it faults. */
+static void
+test_iret_refused(void **state)
+{
+	struct emu_vcpu s;
+	struct snap sn;
+
+	(void)state;
+	mem.gva = 0x00200000;
+
+	/* Another code segment: loading CS is beyond the caller. */
+	vcpu_iret32(&s, 0, 0x100);
+	mem_put64(IRET_GDT + 16, IRET_FLAT32);
+	s.sregs.gdt.limit = 0x17;
+	iret_frame(0x100, 4, 0x1000, 0x10, 0x2);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* Another privilege level (and SS:ESP with it). */
+	iret_frame(0x100, 4, 0x1000, 0x0b, 0x2);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* The same selector, but its descriptor changed since CS was
+	 * loaded (another base): reloading it would change CS. */
+	iret_frame(0x100, 4, 0x1000, 0x08, 0x2);
+	mem_put64(IRET_GDT + 8, 0x00cf9b010000ffffULL);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	mem_put64(IRET_GDT + 8, 0x008f9b000000ffffULL);	/* 16-bit now */
+	EXPECT_UNHANDLED(&s, 0xcf);
+	mem_put64(IRET_GDT + 8, 0x00409b000000ffffULL);	/* 64 KiB */
+	EXPECT_UNHANDLED(&s, 0xcf);
+	mem_put64(IRET_GDT + 8, 0x00cf1b000000ffffULL);	/* not present */
+	EXPECT_UNHANDLED(&s, 0xcf);
+	mem_put64(IRET_GDT + 8, 0x00cf93000000ffffULL);	/* data */
+	EXPECT_UNHANDLED(&s, 0xcf);
+	mem_put64(IRET_GDT + 8, IRET_FLAT32);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+
+	/* Nested task (NT): a task switch. */
+	vcpu_iret32(&s, 0, 0x100);
+	s.regs.rflags = 0x2 | FL_NT;
+	iret_frame(0x100, 4, 0x1000, 0x08, 0x2);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* Back to virtual-8086 mode (VM in the frame, at CPL 0). */
+	s.regs.rflags = 0x2;
+	iret_frame(0x100, 4, 0x1000, 0x08, 0x2 | FL_VM);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* An LDT selector. */
+	s.sregs.cs.selector = 0x0c;
+	iret_frame(0x100, 4, 0x1000, 0x0c, 0x2);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* A frame across the top of a 16-bit stack. */
+	vcpu_iret32(&s, 0, 0);
+	s.sregs.ss.db = 0;
+	s.regs.rsp = 0xfffa;
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* Real mode is KVM's own; 64-bit iretq is not emulated here. */
+	vcpu_iret32(&s, 0, 0x100);
+	iret_frame(0x100, 4, 0x1000, 0x08, 0x2);
+	s.sregs.cr0 = 0x10;
+	EXPECT_UNHANDLED(&s, 0xcf);
+	vcpu_long(&s);
+	s.regs.rsp = A(0x100);
+	EXPECT_UNHANDLED(&s, 0x48, 0xcf);
+	EXPECT_UNHANDLED(&s, 0xcf);
+
+	/* A selector beyond the GDT: #GP(selector). */
+	vcpu_iret32(&s, 0, 0x100);
+	s.sregs.gdt.limit = 0x07;
+	iret_frame(0x100, 4, 0x1000, 0x08, 0x2);
+	snap_take(&sn, &s);
+	assert_int_equal(STEP(&s, 0xcf), EMU_EXCEPTION);
+	assert_exception(&s, 13, true, 0x08);
+	assert_unchanged(&sn, &s);
+	/* A null CS: #GP(0). */
+	vcpu_iret32(&s, 0, 0x100);
+	s.sregs.cs.selector = 0;
+	iret_frame(0x100, 4, 0x1000, 0, 0x2);
+	EXPECT_FAULT(&s, 13, true, 0xcf);
+
+	/* A stack out of reach: a memory fault on it, nothing changed. */
+	vcpu_iret32(&s, 0, 0x100);
+	s.regs.rsp = A(MEM_SIZE - 8);
+	snap_take(&sn, &s);
+	assert_int_equal(STEP(&s, 0xcf), EMU_MEM_FAULT);
+	assert_int_equal(s.fault_gva, A(MEM_SIZE - 8));
+	assert_false(s.fault_write);
+	assert_int_equal(s.exception, -1);
+	sn.s.fault_gva = s.fault_gva;
+	assert_unchanged(&sn, &s);
+}
+
+/*
+ * PVM pushes an interrupt frame at linear ESP, without SS's base (iPXE:
+ * SS and CS based at 0x7f5d000, ESP 0xa2038; the frame was found at
+ * 0xa2038, stale stack at 0x7f5d000 + 0xa2038). iret takes the frame
+ * at ESP when the one at SS.base + ESP cannot be the right one.
+ */
+static void
+test_iret_pvm_frame_quirk(void **state)
+{
+	struct emu_vcpu s;
+
+	(void)state;
+	mem.gva = 0x00200000;
+	vcpu_iret32(&s, 0, 0x100);
+	s.sregs.ss.base = 0x800;
+	/* SS.base + ESP: stale stack (two return addresses around 0x800,
+	 * as in iPXE); ESP: the frame PVM pushed. */
+	iret_frame(0x900, 4, 0x000138ef, 0x0800, 0x0001396e);
+	iret_frame(0x100, 4, 0x00012d9a, 0x08, 0x246);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rip, 0x00012d9a);
+	assert_int_equal(s.regs.rflags, 0x246);
+	assert_int_equal(s.regs.rsp, A(0x10c));
+
+	/* Where SS.base + ESP holds a frame for this CS, it wins. */
+	vcpu_iret32(&s, 0, 0x100);
+	s.sregs.ss.base = 0x800;
+	iret_frame(0x900, 4, 0x5000, 0x08, 0x202);
+	iret_frame(0x100, 4, 0x6000, 0x08, 0x246);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rip, 0x5000);
+	assert_int_equal(s.regs.rflags, 0x202);
+
+	/* The frame at ESP must look pushed by a CPU: bit 1 of the flags
+	 * set, bits 3, 5, 15 and 22-31 clear; or it is not taken. */
+	vcpu_iret32(&s, 0, 0x100);
+	s.sregs.ss.base = 0x800;
+	iret_frame(0x900, 4, 0x000138ef, 0x0800, 0x0001396e);
+	iret_frame(0x100, 4, 0x00012d9a, 0x08, 0x244);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	iret_frame(0x100, 4, 0x00012d9a, 0x08, 0x80000246);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	iret_frame(0x100, 4, 0x00012d9a, 0x08, 0x266);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* Nor when it is for another CS. */
+	iret_frame(0x100, 4, 0x00012d9a, 0x10, 0x246);
+	EXPECT_UNHANDLED(&s, 0xcf);
+	/* With a flat SS both are one: no second guess. */
+	vcpu_iret32(&s, 0, 0x100);
+	iret_frame(0x100, 4, 0x000138ef, 0x0800, 0x0001396e);
+	EXPECT_UNHANDLED(&s, 0xcf);
+}
+
 static void
 test_mode16(void **state)
 {
@@ -1965,6 +2249,7 @@ test_describe(void **state)
 		 0x64, 0x66, 0x0f, 0x6e, 0x04, 0x25, 0x10, 0x00, 0x00, 0x00);
 	DESCRIBE("movd xmm0, [eax]", 5, 0x67, 0x66, 0x0f, 0x6e, 0x00);
 	DESCRIBE("int3", 1, 0xcc);
+	DESCRIBE("iret", 1, 0xcf);
 	DESCRIBE("int 0x3", 2, 0xcd, 0x03);
 	DESCRIBE("fnstsw ax", 2, 0xdf, 0xe0);
 	DESCRIBE("fninit", 2, 0xdb, 0xe3);
@@ -2518,6 +2803,150 @@ test_kernel_simd_stream(void **state)
 	"lea -128(%%rsp), %%rsp\n\tpushfq\n\tpopq " reg		\
 	"\n\tlea 128(%%rsp), %%rsp"
 
+/*
+ * iret's flag rules against the host CPU. A 32-bit iret at CPL 3 in
+ * compatibility mode (Linux's 32-bit user code segment, 0x23) returns
+ * like protected mode's iret to the same privilege level: EIP, CS,
+ * EFLAGS, no SS:ESP. The trampoline lives in a page below 4 GiB (code,
+ * data and a stack a 32-bit ESP can reach): 64-bit entry, a far jump to
+ * 32-bit code that sets known flags, pushes a frame with the flags under
+ * test and runs iret, saves what pushfd then reads, and jumps back.
+ */
+#define TR_COMPAT	0x100		/* 32-bit code */
+#define TR_BACK		0x180		/* 64-bit code after the far jump */
+#define TR_FAR32	0x200		/* m16:32 to TR_COMPAT */
+#define TR_FAR64	0x208		/* m16:32 to TR_BACK */
+#define TR_FLAGS_IN	0x210
+#define TR_FLAGS_OUT	0x214
+#define TR_RSP		0x218
+#define TR_STACK_TOP	0x1000
+#define TR_USER32_CS	0x23		/* Linux x86-64's __USER32_CS */
+#define TR_USER_CS	0x33		/* and __USER_CS */
+#define TR_USER_DS	0x2b		/* and __USER_DS */
+
+static uint8_t *tr_page;
+
+static size_t
+tr_put(size_t at, const void *b, size_t n)
+{
+	memcpy(tr_page + at, b, n);
+	return at + n;
+}
+
+static size_t
+tr_put32(size_t at, uint32_t v)
+{
+	return tr_put(at, &v, 4);
+}
+
+static bool
+tr_build(void)
+{
+	uint32_t base;
+	size_t at;
+
+	tr_page = mmap(NULL, TR_STACK_TOP, PROT_READ | PROT_WRITE | PROT_EXEC,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (tr_page == MAP_FAILED) {
+		tr_page = NULL;
+		return false;
+	}
+	base = (uint32_t)(uintptr_t)tr_page;
+	/* 64-bit: save the callee-saved registers and RSP, take the page's
+	 * stack, jmp far [TR_FAR32]. */
+	at = tr_put(0, B(0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56,
+			 0x41, 0x57, 0x48, 0x89, 0x24, 0x25), 14);
+	at = tr_put32(at, base + TR_RSP);
+	at = tr_put(at, B(0xbc), 1);			/* mov esp, imm32 */
+	at = tr_put32(at, base + TR_STACK_TOP);
+	at = tr_put(at, B(0xff, 0x2c, 0x25), 3);
+	tr_put32(at, base + TR_FAR32);
+	/* 32-bit: DS = the user data segment (a 64-bit process's null DS
+	 * faults here); push 0x202; popfd (known flags); push the frame;
+	 * iretd; pushfd; pop eax; mov [out], eax; push 0x202; popfd (DF and
+	 * AC clear for C); jmp far [TR_FAR64]. */
+	at = tr_put(TR_COMPAT, B(0x66, 0xb8, TR_USER_DS, 0x00, 0x8e, 0xd8),
+		    6);
+	at = tr_put(at, B(0x68, 0x02, 0x02, 0x00, 0x00, 0x9d, 0xa1), 7);
+	at = tr_put32(at, base + TR_FLAGS_IN);
+	at = tr_put(at, B(0x50, 0x6a, TR_USER32_CS, 0x68), 4);
+	at = tr_put32(at, base + (uint32_t)at + 5);	/* after the iret */
+	at = tr_put(at, B(0xcf, 0x9c, 0x58, 0xa3), 4);
+	at = tr_put32(at, base + TR_FLAGS_OUT);
+	at = tr_put(at, B(0x68, 0x02, 0x02, 0x00, 0x00, 0x9d, 0xff, 0x2d), 8);
+	tr_put32(at, base + TR_FAR64);
+	/* 64-bit again: mov rsp, [TR_RSP]; DS back to null; pop what was
+	 * pushed; ret. */
+	at = tr_put(TR_BACK, B(0x48, 0x8b, 0x24, 0x25), 4);
+	at = tr_put32(at, base + TR_RSP);
+	tr_put(at, B(0x31, 0xc0, 0x8e, 0xd8, 0x41, 0x5f, 0x41, 0x5e, 0x41,
+		     0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3), 15);
+	tr_put32(TR_FAR32, base + TR_COMPAT);
+	tr_put(TR_FAR32 + 4, &(uint16_t){ TR_USER32_CS }, 2);
+	tr_put32(TR_FAR64, base + TR_BACK);
+	tr_put(TR_FAR64 + 4, &(uint16_t){ TR_USER_CS }, 2);
+	return true;
+}
+
+/* The host's EFLAGS after iretd popped fl, from 0x202 at CPL 3. */
+static uint32_t
+tr_run(uint32_t fl)
+{
+	void (*fn)(void);
+	uint32_t out;
+
+	memcpy(tr_page + TR_FLAGS_IN, &fl, 4);
+	memset(tr_page + TR_FLAGS_OUT, 0, 4);
+	fn = (void (*)(void))(uintptr_t)tr_page;
+	fn();
+	memcpy(&out, tr_page + TR_FLAGS_OUT, 4);
+	return out;
+}
+
+static void
+test_iret_against_host(void **state)
+{
+	/* pushfd leaves RF and VM out of its image. */
+	const uint32_t unseen = (uint32_t)(FL_RF | FL_VM);
+	struct emu_vcpu s;
+	unsigned int i;
+
+	(void)state;
+	if (!tr_build()) {
+		print_message("# no page below 4 GiB for 32-bit code\n");
+		skip();
+	}
+	mem.gva = 0x00200000;
+	for (i = 0; i < 2000; i++) {
+		/* Any flags but TF (a trap after the iret) and NT (a task
+		 * return): reserved bits, IOPL, IF, VIF, VIP, VM, AC, ID. */
+		uint32_t fl = (uint32_t)rng();
+		uint32_t host, emu;
+
+		if (i < 4)
+			fl = i == 0 ? 0 : i == 1 ? 0xffffffff : i == 2 ? 0x2 :
+			     0x246;
+		fl &= ~(uint32_t)(FL_TF | FL_NT);
+		host = tr_run(fl);
+
+		vcpu_iret32(&s, 3, 0x100);
+		mem_put64(IRET_GDT + 8 * (TR_USER32_CS >> 3),
+			  0x00cffb000000ffffULL);
+		s.sregs.gdt.limit = 0x2f;
+		s.sregs.cs.selector = TR_USER32_CS;
+		s.regs.rflags = 0x202;
+		iret_frame(0x100, 4, 0x1000, TR_USER32_CS, fl);
+		assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+		emu = (uint32_t)s.regs.rflags;
+		if ((host & ~unseen) != (emu & ~unseen))
+			fail_msg("iretd popping 0x%08x at CPL 3 from 0x202: "
+				 "host 0x%08x, emulator 0x%08x", fl, host, emu);
+		assert_int_equal(s.regs.rip, 0x1000);
+	}
+	munmap(tr_page, TR_STACK_TOP);
+	tr_page = NULL;
+}
+
 /* GPR-producing SSE ops and the bit counts, against the host. */
 static void
 test_gpr_ops_against_host(void **state)
@@ -2623,6 +3052,9 @@ main(void)
 		T(test_xsave_faults),
 		T(test_clac_stac),
 		T(test_verr_verw),
+		T(test_iret_prot32),
+		T(test_iret_refused),
+		T(test_iret_pvm_frame_quirk),
 		T(test_cmpxchg16b),
 		T(test_cmpxchg16b_atomic_op),
 		T(test_cmpxchg8b),
@@ -2654,6 +3086,7 @@ main(void)
 		T(test_describe),
 		T(test_sse_against_host),
 		T(test_gpr_ops_against_host),
+		T(test_iret_against_host),
 		T(test_kernel_simd_stream),
 #undef T
 	};

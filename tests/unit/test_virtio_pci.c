@@ -6,7 +6,10 @@
  * enumeration, the capability layout, feature negotiation, queue setup,
  * round trips through the doorbell and the eventfds on the I/O thread,
  * MSI-X masking and the PBA, reset in the middle of I/O, device config,
- * the PCI-config window, the ISR, and NEEDS_RESET on a hostile ring.
+ * the PCI-config window, the ISR, and NEEDS_RESET on a hostile ring;
+ * the expansion ROM BAR (sizing, enable and memory decoding, contents,
+ * writes ignored, none without a ROM) and virtio_pci_rom_check() on
+ * synthetic ROMs and, where installed, Debian's iPXE ROM for virtio-net.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -798,6 +801,453 @@ test_bar_moves(void **state)
 	expect_echo(f, 0, head, in, "moved");
 }
 
+/* --- The expansion ROM BAR ------------------------------------------- */
+
+#define ROM_GPA		0xd0000000ULL	/* clear of the harness BARs */
+#define ROM_PCIR	0x1c
+#define ROM_VIRTIO_NET	1		/* virtio device id: net */
+#define IPXE_VIRTIO_ROM	"/usr/lib/ipxe/qemu/pxe-virtio.rom"
+
+/*
+ * Fill one image of an expansion ROM at buf[0..len): a pattern, the 55 AA
+ * header with its initialization size, the PCIR structure at 0x1c, and
+ * byte 6 set so that the image sums to 0 (where iPXE keeps its checksum).
+ * len is a multiple of 512.
+ */
+static void
+rom_image(uint8_t *buf, size_t len, uint16_t vendor, uint16_t device,
+	  uint8_t code_type, bool last)
+{
+	uint8_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 7 + 3);
+	buf[0] = 0x55;
+	buf[1] = 0xaa;
+	buf[2] = (uint8_t)(len / 512);
+	buf[0x18] = ROM_PCIR;
+	buf[0x19] = 0;
+	memcpy(buf + ROM_PCIR, "PCIR", 4);
+	buf[ROM_PCIR + 4] = (uint8_t)vendor;
+	buf[ROM_PCIR + 5] = (uint8_t)(vendor >> 8);
+	buf[ROM_PCIR + 6] = (uint8_t)device;
+	buf[ROM_PCIR + 7] = (uint8_t)(device >> 8);
+	buf[ROM_PCIR + 0x10] = (uint8_t)(len / 512);
+	buf[ROM_PCIR + 0x11] = (uint8_t)(len / 512 >> 8);
+	buf[ROM_PCIR + 0x14] = code_type;
+	buf[ROM_PCIR + 0x15] = last ? 0x80 : 0;
+	buf[6] = 0;
+	for (i = 0; i < len; i++)
+		sum = (uint8_t)(sum + buf[i]);
+	buf[6] = (uint8_t)-sum;
+}
+
+/* An echo device with a ROM (or none), alone on its own machine. */
+struct romfix {
+	struct vh_machine m;
+	struct echo echo;
+	struct virtio_pci *vp;
+	int slot;
+};
+
+static int
+romfix_init(struct romfix *rf, const void *rom, size_t rom_size)
+{
+	struct virtio_device *vdev = &rf->echo.vdev;
+	struct virtio_pci_config cfg = {
+		.slot = -1, .rom = rom, .rom_size = rom_size,
+	};
+	int r;
+
+	memset(rf, 0, sizeof(*rf));
+	assert_int_equal(vh_machine_init(&rf->m, RAM), 0);
+	vdev->ops = &echo_ops;
+	vdev->name = "echo-rom";
+	vdev->mem = &rf->m.mem;
+	vdev->config_size = 8;
+	vdev->nr_queues = ECHO_QUEUES;
+	vdev->opaque = &rf->echo;
+	assert_int_equal(virtio_device_init(vdev, ECHO_QMAX), 0);
+	r = virtio_pci_new(rf->m.host, vdev, &cfg, &rf->vp);
+	if (r == 0)
+		rf->slot = virtio_pci_device(rf->vp)->slot;
+	return r;
+}
+
+static void
+romfix_fini(struct romfix *rf)
+{
+	virtio_device_destroy(&rf->echo.vdev);
+	vh_machine_destroy(&rf->m);
+	virtio_pci_free(rf->vp);
+}
+
+static uint32_t
+rom_reg(struct romfix *rf)
+{
+	return vh_cfg_read(&rf->m, rf->slot, PCI_ROM_ADDRESS, 4);
+}
+
+static void
+rom_set(struct romfix *rf, uint32_t v)
+{
+	vh_cfg_write(&rf->m, rf->slot, PCI_ROM_ADDRESS, 4, v);
+}
+
+/* Size the ROM BAR as firmware does; returns what the register read. */
+static uint32_t
+rom_size_mask(struct romfix *rf, uint32_t written)
+{
+	uint32_t orig = rom_reg(rf), v;
+
+	rom_set(rf, written);
+	v = rom_reg(rf);
+	rom_set(rf, orig);
+	return v;
+}
+
+static void
+test_rom_sizing(void **state)
+{
+	static const struct {
+		size_t len;
+		uint32_t mask;	/* the BAR's address bits */
+	} cases[] = {
+		{ 1, 0xfffff800 },		/* at least 2 KiB */
+		{ 100, 0xfffff800 },
+		{ 2048, 0xfffff800 },
+		{ 2049, 0xfffff000 },
+		{ 4096, 0xfffff000 },
+		{ 5000, 0xffffe000 },
+		{ 75776, 0xfffe0000 },		/* iPXE's: 128 KiB */
+		{ VIRTIO_PCI_ROM_MAX, 0xff000000 },
+	};
+	struct romfix rf;
+	uint8_t *rom = calloc(1, VIRTIO_PCI_ROM_MAX);
+	unsigned int i;
+
+	(void)state;
+	assert_non_null(rom);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(romfix_init(&rf, rom, cases[i].len), 0);
+		/* Out of reset: no address, disabled. */
+		assert_int_equal(rom_reg(&rf), 0);
+		/* All ones: the size mask, and the enable bit kept. */
+		assert_int_equal(rom_size_mask(&rf, 0xffffffff),
+				 cases[i].mask | PCI_ROM_ADDRESS_ENABLE);
+		/* All ones but enable (SeaBIOS's way): the mask alone. */
+		assert_int_equal(rom_size_mask(&rf, ~PCI_ROM_ADDRESS_ENABLE),
+				 cases[i].mask);
+		/* The restore put back 0; bits 1-10 never stick. */
+		assert_int_equal(rom_reg(&rf), 0);
+		rom_set(&rf, 0x7fe);
+		assert_int_equal(rom_reg(&rf), 0);
+		assert_int_equal(virtio_pci_device(rf.vp)->rom.bar_size,
+				 (uint64_t)(~cases[i].mask + 1));
+		romfix_fini(&rf);
+	}
+	free(rom);
+}
+
+static void
+test_rom_enable_and_contents(void **state)
+{
+	uint8_t rom[5000];	/* a 8 KiB BAR, 3192 bytes past the image */
+	uint8_t copy[sizeof(rom)];
+	struct romfix rf;
+	size_t i;
+	uint32_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+
+	(void)state;
+	rom_image(rom, 4608, 0x1af4, 0x1040 + ECHO_ID, 0, true);
+	memset(rom + 4608, 0x5a, sizeof(rom) - 4608);
+	memcpy(copy, rom, sizeof(rom));
+	assert_int_equal(romfix_init(&rf, rom, sizeof(rom)), 0);
+	/* The transport keeps its own copy. */
+	memset(rom, 0, sizeof(rom));
+
+	/* An address, but not enabled, memory space off: nothing there. */
+	rom_set(&rf, (uint32_t)ROM_GPA);
+	assert_int_equal(rom_reg(&rf), (uint32_t)ROM_GPA);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xffff);
+	/* Enabled, memory space still off: still nothing. */
+	rom_set(&rf, (uint32_t)ROM_GPA | PCI_ROM_ADDRESS_ENABLE);
+	assert_int_equal(rom_reg(&rf),
+			 (uint32_t)ROM_GPA | PCI_ROM_ADDRESS_ENABLE);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xffff);
+	assert_false(virtio_pci_device(rf.vp)->rom.mapped);
+	/* Memory space on: the image, at every width and offset. */
+	vh_cfg_write(&rf.m, rf.slot, PCI_COMMAND, 2, cmd);
+	assert_true(virtio_pci_device(rf.vp)->rom.mapped);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xaa55);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + ROM_PCIR, 4),
+			 0x52494350);	/* "PCIR" */
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + ROM_PCIR + 4, 4),
+			 (0x1040u + ECHO_ID) << 16 | 0x1af4);
+	for (i = 0; i < sizeof(copy); i++)
+		if (vh_mmio_read(&rf.m, ROM_GPA + i, 1) != copy[i])
+			fail_msg("ROM byte 0x%zx: expected 0x%02x, read 0x%02x",
+				 i, copy[i],
+				 (unsigned int)vh_mmio_read(&rf.m, ROM_GPA + i,
+							    1));
+	for (i = 0; i + 8 <= sizeof(copy); i += 8) {
+		uint64_t want;
+
+		memcpy(&want, copy + i, 8);
+		assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + i, 8), want);
+	}
+	/* Past the image, up to the end of the 8 KiB BAR: 0xff. */
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + sizeof(copy), 1), 0xff);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + 0x1ffc, 4), 0xffffffff);
+	/* Straddling the image's end: the last 2 bytes, then 0xff. */
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + sizeof(copy) - 2, 4),
+			 0xffff0000u | copy[sizeof(copy) - 1] << 8 |
+			 copy[sizeof(copy) - 2]);
+	/* Past the BAR: nobody. */
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + 0x2000, 1), 0xff);
+	assert_int_equal(bus_unowned_count(&rf.m.mmio), 3);
+
+	/* Memory space off again: gone; on: back. */
+	vh_cfg_write(&rf.m, rf.slot, PCI_COMMAND, 2, PCI_COMMAND_MASTER);
+	assert_false(virtio_pci_device(rf.vp)->rom.mapped);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xffff);
+	vh_cfg_write(&rf.m, rf.slot, PCI_COMMAND, 2, cmd);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xaa55);
+	/* The enable bit off: gone, the address kept. */
+	rom_set(&rf, (uint32_t)ROM_GPA);
+	assert_false(virtio_pci_device(rf.vp)->rom.mapped);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xffff);
+	/* Moved (an unaligned address is cut to the BAR's alignment). */
+	rom_set(&rf, (uint32_t)(ROM_GPA + 0x10000 + 0x123) |
+		     PCI_ROM_ADDRESS_ENABLE);
+	assert_int_equal(rom_reg(&rf), (uint32_t)(ROM_GPA + 0x10000) |
+				       PCI_ROM_ADDRESS_ENABLE);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xffff);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + 0x10000, 2), 0xaa55);
+	assert_int_equal(virtio_pci_device(rf.vp)->rom.addr, ROM_GPA + 0x10000);
+	/* Address 0 is "unassigned", even when enabled. */
+	rom_set(&rf, PCI_ROM_ADDRESS_ENABLE);
+	assert_false(virtio_pci_device(rf.vp)->rom.mapped);
+	romfix_fini(&rf);
+}
+
+static void
+test_rom_writes_ignored(void **state)
+{
+	uint8_t rom[2048];
+	struct romfix rf;
+	uint32_t before;
+
+	(void)state;
+	rom_image(rom, sizeof(rom), 0x1af4, 0x1040 + ECHO_ID, 0, true);
+	assert_int_equal(romfix_init(&rf, rom, sizeof(rom)), 0);
+	rom_set(&rf, (uint32_t)ROM_GPA | PCI_ROM_ADDRESS_ENABLE);
+	vh_cfg_write(&rf.m, rf.slot, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	before = (uint32_t)vh_mmio_read(&rf.m, ROM_GPA + 0x40, 4);
+	vh_mmio_write(&rf.m, ROM_GPA, 2, 0);
+	vh_mmio_write(&rf.m, ROM_GPA + 0x40, 4, ~before);
+	vh_mmio_write(&rf.m, ROM_GPA + 0x100, 8, 0);
+	vh_mmio_write(&rf.m, ROM_GPA + 0x7ff, 1, 0);
+	/* Writes reached the ROM (owned, not unowned), and changed nothing. */
+	assert_int_equal(bus_unowned_count(&rf.m.mmio), 0);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA, 2), 0xaa55);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + 0x40, 4), before);
+	assert_memory_equal(&(uint64_t){ vh_mmio_read(&rf.m, ROM_GPA + 0x100,
+						      8) }, rom + 0x100, 8);
+	assert_int_equal(vh_mmio_read(&rf.m, ROM_GPA + 0x7ff, 1), rom[0x7ff]);
+	assert_int_equal(virtio_pci_rom_check(rom, sizeof(rom), ECHO_ID, NULL,
+					      0), 0);
+	romfix_fini(&rf);
+}
+
+static void
+test_rom_none(void **state)
+{
+	struct fix *f = *state;
+	struct vh_dev *d = &f->d;
+	uint64_t unowned;
+
+	/* The device of every other test: no ROM, so 0x30 is 0 and stays. */
+	assert_null(virtio_pci_device(f->vp)->rom.data);
+	assert_int_equal(vh_cfg_read(&f->m, d->slot, PCI_ROM_ADDRESS, 4), 0);
+	vh_cfg_write(&f->m, d->slot, PCI_ROM_ADDRESS, 4, 0xffffffff);
+	assert_int_equal(vh_cfg_read(&f->m, d->slot, PCI_ROM_ADDRESS, 4), 0);
+	vh_cfg_write(&f->m, d->slot, PCI_ROM_ADDRESS, 4,
+		     (uint32_t)ROM_GPA | PCI_ROM_ADDRESS_ENABLE);
+	assert_int_equal(vh_cfg_read(&f->m, d->slot, PCI_ROM_ADDRESS, 4), 0);
+	assert_int_equal(vh_cfg_read(&f->m, d->slot, PCI_ROM_ADDRESS, 2), 0);
+	assert_int_equal(vh_cfg_read(&f->m, d->slot, PCI_ROM_ADDRESS + 3, 1),
+			 0);
+	unowned = bus_unowned_count(&f->m.mmio);
+	assert_int_equal(vh_mmio_read(&f->m, ROM_GPA, 2), 0xffff);
+	assert_int_equal(bus_unowned_count(&f->m.mmio), unowned + 1);
+}
+
+static void
+test_rom_bad_config(void **state)
+{
+	static const uint8_t tiny[16];
+	struct romfix rf;
+
+	(void)state;
+	assert_int_equal(romfix_init(&rf, tiny, 0), -EINVAL);
+	/* A refused transport leaves the device as it was. */
+	assert_null(rf.echo.vdev.transport);
+	assert_null(rf.vp);
+	romfix_fini(&rf);
+	assert_int_equal(romfix_init(&rf, NULL, 4096), -EINVAL);
+	romfix_fini(&rf);
+	/* Refused before anything is copied: tiny is only 16 bytes. */
+	assert_int_equal(romfix_init(&rf, tiny, VIRTIO_PCI_ROM_MAX + 1),
+			 -EFBIG);
+	romfix_fini(&rf);
+	assert_int_equal(romfix_init(&rf, tiny, SIZE_MAX), -EFBIG);
+	romfix_fini(&rf);
+}
+
+/* --- virtio_pci_rom_check() ----------------------------------------- */
+
+static void
+test_rom_check(void **state)
+{
+	uint8_t rom[3 * 1024];
+	char err[256];
+
+	(void)state;
+	/* One x86 image for 1af4:1041 (virtio-net): what SeaBIOS runs. */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 0, true);
+	err[0] = 0;
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), 0);
+	assert_string_equal(err, "");
+	/* A ROM file longer than its image (padding) is fine. */
+	assert_int_equal(virtio_pci_rom_check(rom, sizeof(rom), ROM_VIRTIO_NET,
+					      NULL, 0), 0);
+
+	/* For the legacy device id 1af4:1000: not ours, the ids named. */
+	rom_image(rom, 1024, 0x1af4, 0x1000, 0, true);
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENODEV);
+	assert_non_null(strstr(err, "no x86 image for PCI device 1af4:1041"));
+	assert_non_null(strstr(err, "1af4:1000 x86"));
+	/* Right ids, for another device (the echo device is 1af4:106a). */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 0, true);
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ECHO_ID, err,
+					      sizeof(err)), -ENODEV);
+	assert_non_null(strstr(err, "1af4:106a"));
+	/* Another vendor. */
+	rom_image(rom, 1024, 0x8086, 0x1041, 0, true);
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENODEV);
+	assert_non_null(strstr(err, "8086:1041 x86"));
+
+	/* Two images: EFI first, then the x86 one (the other order of
+	 * QEMU's efi-*.rom); the x86 one is found through the chain. */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 3, false);
+	rom_image(rom + 1024, 2048, 0x1af4, 0x1041, 0, true);
+	assert_int_equal(virtio_pci_rom_check(rom, sizeof(rom),
+					      ROM_VIRTIO_NET, err,
+					      sizeof(err)), 0);
+	/* The same, but the first image says it is the last: the x86 one
+	 * is never reached, and the message names the EFI image. */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 3, true);
+	assert_int_equal(virtio_pci_rom_check(rom, sizeof(rom),
+					      ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENODEV);
+	assert_non_null(strstr(err, "1af4:1041 EFI"));
+	/* An EFI image only, its length running past the end of the file. */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 3, false);
+	rom[ROM_PCIR + 0x10] = 0xff;
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENODEV);
+	/* A chain whose next image has no signature. */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 3, false);
+	memset(rom + 1024, 0, 2048);
+	assert_int_equal(virtio_pci_rom_check(rom, sizeof(rom),
+					      ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	assert_non_null(strstr(err, "offset 0x400"));
+
+	/* A bad checksum. */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 0, true);
+	rom[100] ^= 0x01;
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "checksum"));
+	/* An initialization size past the end of the file. */
+	rom_image(rom, 1024, 0x1af4, 0x1041, 0, true);
+	assert_int_equal(virtio_pci_rom_check(rom, 512, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	assert_non_null(strstr(err, "past the end"));
+	/* Not a ROM at all; a PCIR pointer out of the file; no "PCIR". */
+	memset(rom, 0, sizeof(rom));
+	assert_int_equal(virtio_pci_rom_check(rom, sizeof(rom),
+					      ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	assert_non_null(strstr(err, "signature"));
+	rom_image(rom, 1024, 0x1af4, 0x1041, 0, true);
+	rom[0x18] = 0xfc;
+	rom[0x19] = 0x03;	/* 0x3fc: PCIR would run past 1024 */
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	assert_non_null(strstr(err, "PCIR"));
+	rom_image(rom, 1024, 0x1af4, 0x1041, 0, true);
+	rom[ROM_PCIR] = 'X';
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	/* Shorter than a header; empty; NULL. */
+	assert_int_equal(virtio_pci_rom_check(rom, 0x19, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	assert_int_equal(virtio_pci_rom_check(rom, 0, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	assert_int_equal(virtio_pci_rom_check(NULL, 1024, ROM_VIRTIO_NET, err,
+					      sizeof(err)), -ENOEXEC);
+	/* A tiny err buffer is cut, not overrun (ASan watches). */
+	rom_image(rom, 1024, 0x1af4, 0x1000, 0, true);
+	assert_int_equal(virtio_pci_rom_check(rom, 1024, ROM_VIRTIO_NET, err,
+					      4), -ENODEV);
+	assert_int_equal(strlen(err), 3);
+}
+
+/* Debian's iPXE ROM for virtio-net (package ipxe-qemu), when installed:
+ * the ids SeaBIOS matches are our modern virtio-net's. */
+static void
+test_rom_check_ipxe(void **state)
+{
+	FILE *fp = fopen(IPXE_VIRTIO_ROM, "rb");
+	static uint8_t rom[1 << 20];
+	struct romfix rf;
+	char err[256] = "";
+	size_t n;
+
+	(void)state;
+	if (!fp) {
+		print_message("# %s: not installed (ipxe-qemu)\n",
+			      IPXE_VIRTIO_ROM);
+		skip();
+	}
+	n = fread(rom, 1, sizeof(rom), fp);
+	fclose(fp);
+	assert_true(n > 0x1000);
+	if (virtio_pci_rom_check(rom, n, ROM_VIRTIO_NET, err, sizeof(err)))
+		fail_msg("%s: %s", IPXE_VIRTIO_ROM, err);
+	assert_int_equal(virtio_pci_rom_check(rom, n, ECHO_ID, NULL, 0),
+			 -ENODEV);
+	/* And it reads back whole through the ROM BAR. */
+	assert_int_equal(romfix_init(&rf, rom, n), 0);
+	rom_set(&rf, (uint32_t)ROM_GPA | PCI_ROM_ADDRESS_ENABLE);
+	vh_cfg_write(&rf.m, rf.slot, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	for (size_t i = 0; i < n; i += 4) {
+		uint32_t want = 0xffffffff;
+
+		memcpy(&want, rom + i, n - i < 4 ? n - i : 4);
+		if (vh_mmio_read(&rf.m, ROM_GPA + i, 4) != want)
+			fail_msg("iPXE ROM at 0x%zx: read back differs", i);
+	}
+	romfix_fini(&rf);
+}
+
 int
 main(void)
 {
@@ -817,6 +1267,13 @@ main(void)
 		T(test_isr_without_msix),
 		T(test_hostile_ring_needs_reset),
 		T(test_bar_moves),
+		T(test_rom_none),
+		cmocka_unit_test(test_rom_sizing),
+		cmocka_unit_test(test_rom_enable_and_contents),
+		cmocka_unit_test(test_rom_writes_ignored),
+		cmocka_unit_test(test_rom_bad_config),
+		cmocka_unit_test(test_rom_check),
+		cmocka_unit_test(test_rom_check_ipxe),
 	};
 #undef T
 

@@ -13,6 +13,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,6 +26,22 @@
 #define VP_NOTIFY_CAP_LEN	20
 #define VP_CFG_CAP_LEN		20
 #define VP_MSIX_CAP_LEN		12
+
+/* The PCI expansion ROM format (PCI Firmware Specification 3.0, 5.1). */
+#define VP_ROM_SIG		0xaa55	/* bytes 0x55 0xAA */
+#define VP_ROM_INIT_SIZE	0x02	/* byte: in 512-byte units */
+#define VP_ROM_PCIR_PTR		0x18	/* word: where the PCIR is */
+#define VP_ROM_HDR_LEN		0x1a
+#define VP_PCIR_VENDOR		0x04
+#define VP_PCIR_DEVICE		0x06
+#define VP_PCIR_IMAGE_LEN	0x10	/* word: in 512-byte units */
+#define VP_PCIR_CODE_TYPE	0x14	/* 0: x86, 3: EFI */
+#define VP_PCIR_INDICATOR	0x15	/* bit 7: the last image */
+#define VP_PCIR_LEN		0x18
+#define VP_PCIR_LAST_IMAGE	0x80
+#define VP_ROM_UNIT		512u
+/* Images named in a mismatch message. */
+#define VP_ROM_SEEN_MAX		4
 
 #define VP_MSIX_ENTRY_SIZE	16
 #define VP_MSIX_CTRL_MASKED	1u
@@ -71,6 +89,7 @@ struct virtio_pci {
 	int intx_level;
 
 	struct virtio_pci_stats stats;	/* atomics */
+	uint8_t *rom;			/* the ROM BAR's image, or NULL */
 };
 
 static inline void
@@ -722,11 +741,23 @@ virtio_pci_new(struct pci_host *host, struct virtio_device *vdev,
 	int r;
 
 	if (!host || !vdev || !vdev->initialized || !cfg ||
-	    vdev->config_size > VIRTIO_PCI_DEVICE_MAX || vdev->transport)
+	    vdev->config_size > VIRTIO_PCI_DEVICE_MAX || vdev->transport ||
+	    (cfg->rom && cfg->rom_size == 0) ||
+	    (!cfg->rom && cfg->rom_size != 0))
 		return -EINVAL;
+	if (cfg->rom_size > VIRTIO_PCI_ROM_MAX)
+		return -EFBIG;
 	vp = calloc(1, sizeof(*vp));
 	if (!vp)
 		return -ENOMEM;
+	if (cfg->rom) {
+		vp->rom = malloc(cfg->rom_size);
+		if (!vp->rom) {
+			free(vp);
+			return -ENOMEM;
+		}
+		memcpy(vp->rom, cfg->rom, cfg->rom_size);
+	}
 	vp->vdev = vdev;
 	vp->nr_vectors = vdev->nr_queues + 1;
 	for (v = 0; v < VIRTIO_PCI_MSIX_MAX_VECTORS; v++) {
@@ -768,6 +799,10 @@ virtio_pci_new(struct pci_host *host, struct virtio_device *vdev,
 		.size = VIRTIO_PCI_CFG_BAR_SIZE, .is_64bit = true,
 		.prefetchable = true, .fn = vp_cfg_bar_io, .opaque = vp,
 	};
+	if (vp->rom) {
+		vp->pci.rom.data = vp->rom;
+		vp->pci.rom.size = cfg->rom_size;
+	}
 	vp->pci.cfg_write = vp_pci_cfg_write;
 	vp->pci.cfg_read = vp_pci_cfg_read;
 	vp->pci.opaque = vp;
@@ -815,7 +850,118 @@ virtio_pci_free(struct virtio_pci *vp)
 	pthread_mutex_destroy(&vp->cfg_lock);
 	pthread_mutex_destroy(&vp->notify_lock);
 	pthread_mutex_destroy(&vp->irq_lock);
+	free(vp->rom);
 	free(vp);
+}
+
+static uint16_t
+vp_rom_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static const char *
+vp_rom_code_type_name(uint8_t type)
+{
+	switch (type) {
+	case 0: return "x86";
+	case 1: return "Open Firmware";
+	case 2: return "PA-RISC";
+	case 3: return "EFI";
+	default: return "unknown";
+	}
+}
+
+/* Append one "1af4:1000 x86" to the list of images seen. */
+static void
+vp_rom_note(char *seen, size_t seenlen, uint16_t vendor, uint16_t device,
+	    uint8_t type)
+{
+	size_t n = strlen(seen);
+
+	if (n >= seenlen)
+		return;
+	snprintf(seen + n, seenlen - n, "%s%04x:%04x %s", n ? ", " : "",
+		 vendor, device, vp_rom_code_type_name(type));
+}
+
+static int
+vp_rom_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Explain why a ROM does not fit into err; returns code. */
+static int
+vp_rom_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+int
+virtio_pci_rom_check(const void *rom, size_t size, uint16_t virtio_id,
+		     char *err, size_t errlen)
+{
+	const uint8_t *b = rom;
+	uint16_t want = (uint16_t)(VIRTIO_PCI_DEVICE_ID_BASE + virtio_id);
+	char seen[VP_ROM_SEEN_MAX * 32] = "";
+	unsigned int nr_seen = 0;
+	size_t off = 0, pcir, init, i;
+	uint16_t vendor, device, ilen;
+	uint8_t type, sum;
+
+	if (!b || size == 0)
+		return vp_rom_fail(err, errlen, -ENOEXEC, "it is empty");
+	/* Each step moves on by ilen * 512 > 0 bytes, within size. */
+	for (;;) {
+		if (size - off < VP_ROM_HDR_LEN ||
+		    vp_rom_get16(b + off) != VP_ROM_SIG)
+			return vp_rom_fail(err, errlen, -ENOEXEC,
+					   "no expansion ROM signature (55 aa) "
+					   "at offset 0x%zx", off);
+		pcir = off + vp_rom_get16(b + off + VP_ROM_PCIR_PTR);
+		if (pcir >= size || size - pcir < VP_PCIR_LEN ||
+		    memcmp(b + pcir, "PCIR", 4) != 0)
+			return vp_rom_fail(err, errlen, -ENOEXEC,
+					   "the image at offset 0x%zx has no "
+					   "PCI data structure (PCIR)", off);
+		vendor = vp_rom_get16(b + pcir + VP_PCIR_VENDOR);
+		device = vp_rom_get16(b + pcir + VP_PCIR_DEVICE);
+		type = b[pcir + VP_PCIR_CODE_TYPE];
+		ilen = vp_rom_get16(b + pcir + VP_PCIR_IMAGE_LEN);
+		if (type == 0 && vendor == VIRTIO_PCI_VENDOR_ID &&
+		    device == want)
+			break;
+		if (nr_seen++ < VP_ROM_SEEN_MAX)
+			vp_rom_note(seen, sizeof(seen), vendor, device, type);
+		if ((b[pcir + VP_PCIR_INDICATOR] & VP_PCIR_LAST_IMAGE) ||
+		    ilen == 0 || (size_t)ilen * VP_ROM_UNIT >= size - off)
+			return vp_rom_fail(err, errlen, -ENODEV,
+					   "no x86 image for PCI device "
+					   "%04x:%04x in it (its images: %s)",
+					   VIRTIO_PCI_VENDOR_ID, want, seen);
+		off += (size_t)ilen * VP_ROM_UNIT;
+	}
+	/* What firmware copies and checksums: the initialization size. */
+	init = (size_t)b[off + VP_ROM_INIT_SIZE] * VP_ROM_UNIT;
+	if (init == 0 || init > size - off)
+		return vp_rom_fail(err, errlen, -ENOEXEC,
+				   "the x86 image at offset 0x%zx claims %zu "
+				   "bytes, past the end of the ROM", off, init);
+	sum = 0;
+	for (i = 0; i < init; i++)
+		sum = (uint8_t)(sum + b[off + i]);
+	if (sum != 0)
+		return vp_rom_fail(err, errlen, -EBADMSG,
+				   "the x86 image for %04x:%04x has a bad "
+				   "checksum (its %zu bytes sum to 0x%02x, "
+				   "not 0)", vendor, device, init, sum);
+	return 0;
 }
 
 struct pci_device *

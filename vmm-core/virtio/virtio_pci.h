@@ -26,6 +26,15 @@
  * MSI messages (KVM GSI routing + irqfd) is told each vector's message
  * when it becomes deliverable; without one, tests read the eventfds.
  * With MSI-X disabled the ISR and the INTx line (sink->intx) are used.
+ *
+ * Expansion ROM (optional, config offset 0x30): an image such as iPXE's
+ * for firmware to copy and run. Its BAR is the image's size rounded up to
+ * a power of two, at least 2 KiB; it decodes only while its enable bit and
+ * COMMAND's memory space bit are set, reads past the image give 0xff, and
+ * writes are ignored. It is served through the MMIO bus (dev/pci.c), not a
+ * memory slot: firmware reads it once, to copy it to shadow RAM, so exits
+ * cost nothing that matters, and the BAR can move without touching KVM's
+ * memory slots.
  */
 #ifndef VMM_VIRTIO_VIRTIO_PCI_H
 #define VMM_VIRTIO_VIRTIO_PCI_H
@@ -82,9 +91,18 @@ struct virtio_pci_sink {
 	void *opaque;
 };
 
+/* The largest expansion ROM: a 32-bit ROM BAR of 16 MiB. */
+#define VIRTIO_PCI_ROM_MAX		PCI_ROM_MAX_SIZE
+
 struct virtio_pci_config {
 	int slot;				/* PCI slot, or -1: any free */
 	const struct virtio_pci_sink *sink;	/* copied; NULL: none */
+	/*
+	 * The expansion ROM's image, copied (the caller may free it once
+	 * virtio_pci_new returns); NULL: no ROM BAR, 0x30 reads 0.
+	 */
+	const void *rom;
+	size_t rom_size;			/* 1 to VIRTIO_PCI_ROM_MAX */
 };
 
 struct virtio_pci;
@@ -92,7 +110,8 @@ struct virtio_pci;
 /*
  * Put vdev (initialized, I/O thread running) on host behind a new
  * transport. Returns 0 with *ret set, or a negative errno (-EINVAL when
- * the device's config space is too big, errors of pci_add_device,
+ * the device's config space is too big or a ROM is given with size 0,
+ * -EFBIG for a ROM over VIRTIO_PCI_ROM_MAX, errors of pci_add_device,
  * eventfd, -ENOMEM).
  *
  * Teardown order, once the vCPUs are stopped: virtio_device_destroy()
@@ -104,6 +123,26 @@ int virtio_pci_new(struct pci_host *host, struct virtio_device *vdev,
 		   const struct virtio_pci_config *cfg,
 		   struct virtio_pci **ret);
 void virtio_pci_free(struct virtio_pci *vp);
+
+/*
+ * Check that rom (size bytes) is an expansion ROM that PC firmware will run
+ * on the virtio device virtio_id (1 for net) behind this transport, as
+ * SeaBIOS decides it: among the images chained in it (0x55AA header, "PCIR"
+ * data structure, image length, last-image bit), one of code type 0 (x86)
+ * whose PCIR vendor and device ids are those of the PCI function
+ * (VIRTIO_PCI_VENDOR_ID : VIRTIO_PCI_DEVICE_ID_BASE + virtio_id), and whose
+ * bytes (its initialization size) sum to 0. The ROM is never patched to
+ * match: it is the operator's file.
+ *
+ * Returns 0; -ENOEXEC when rom is not an expansion ROM (no signature, no
+ * PCIR structure, an image running past the end); -ENODEV when no x86
+ * image names the device (err says which ids the images name); -EBADMSG
+ * when the matching image's checksum is wrong. On an error err (when not
+ * NULL) gets a one-line explanation, e.g. "no x86 image for PCI device
+ * 1af4:1041 in it (its images: 1af4:1000 x86)".
+ */
+int virtio_pci_rom_check(const void *rom, size_t size, uint16_t virtio_id,
+			 char *err, size_t errlen);
 
 /* The PCI function (borrowed), for its slot and config space. */
 struct pci_device *virtio_pci_device(struct virtio_pci *vp);

@@ -33,14 +33,23 @@
 #define EFER_LMA	(1ULL << 10)
 
 #define RFLAGS_CF	(1ULL << 0)
+#define RFLAGS_FIXED	(1ULL << 1)	/* reads as 1 */
 #define RFLAGS_PF	(1ULL << 2)
 #define RFLAGS_AF	(1ULL << 4)
 #define RFLAGS_ZF	(1ULL << 6)
 #define RFLAGS_SF	(1ULL << 7)
+#define RFLAGS_TF	(1ULL << 8)
+#define RFLAGS_IF	(1ULL << 9)
+#define RFLAGS_DF	(1ULL << 10)
 #define RFLAGS_OF	(1ULL << 11)
+#define RFLAGS_IOPL	(3ULL << 12)
+#define RFLAGS_NT	(1ULL << 14)
 #define RFLAGS_RF	(1ULL << 16)
 #define RFLAGS_VM	(1ULL << 17)
 #define RFLAGS_AC	(1ULL << 18)
+#define RFLAGS_VIF	(1ULL << 19)
+#define RFLAGS_VIP	(1ULL << 20)
+#define RFLAGS_ID	(1ULL << 21)
 #define RFLAGS_ARITH	(RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | \
 			 RFLAGS_SF | RFLAGS_OF)
 
@@ -207,6 +216,7 @@ struct emu_ctx {
 	bool has_error;
 	uint32_t error_code;
 	bool trap;		/* the exception comes after the instruction */
+	bool branched;		/* the insn set regs.rip and RF itself */
 	uint64_t fault_gva;
 	bool fault_write;
 };
@@ -1586,6 +1596,150 @@ exec_verr_verw(struct emu_ctx *c)
 }
 
 /*
+ * Whether the GDT's descriptor for sel still says what the CS cache holds
+ * (base, limit, default size; a present code segment), so that reloading
+ * CS from it changes nothing. Out of the GDT: #GP(sel).
+ */
+static enum emu_result
+cs_descriptor_unchanged(struct emu_ctx *c, uint16_t sel, bool *same)
+{
+	const struct kvm_segment *cs = &c->sregs->cs;
+	uint64_t d, base, limit;
+	uint8_t buf[8];
+	enum emu_result r;
+
+	*same = false;
+	if ((sel | 7u) > c->sregs->gdt.limit)
+		return emu_fault_err(c, EMU_VEC_GP, sel & 0xfffcu);
+	r = mem_read(c, c->sregs->gdt.base + (sel & ~7u), buf, 8);
+	if (r != EMU_OK)
+		return r;
+	d = get64(buf);
+	base = ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000);
+	limit = (d & 0xffff) | ((d >> 32) & 0xf0000);
+	if ((d >> 55) & 1)			/* G: 4 KiB units */
+		limit = (limit << 12) | 0xfff;
+	*same = ((d >> 44) & 1) && ((d >> 43) & 1) &&	/* S, code */
+		((d >> 47) & 1) &&			/* P */
+		base == cs->base && limit == cs->limit &&
+		((d >> 54) & 1) == cs->db && ((d >> 53) & 1) == cs->l;
+	return EMU_OK;
+}
+
+/* An iret frame: EIP, CS, EFLAGS (or IP, CS, FLAGS) at la. */
+struct iret_frame {
+	uint64_t ip;
+	uint16_t cs;
+	uint64_t flags;
+};
+
+static enum emu_result
+iret_read_frame(struct emu_ctx *c, uint64_t la, unsigned int os,
+		struct iret_frame *f)
+{
+	uint8_t b[12];
+	enum emu_result r;
+
+	r = mem_read(c, la & 0xffffffffULL, b, 3 * os);
+	if (r != EMU_OK)
+		return r;
+	f->ip = os == 4 ? get32(b) : get16(b);
+	f->cs = get16(b + os);
+	f->flags = os == 4 ? get32(b + 2 * os) : get16(b + 2 * os);
+	return EMU_OK;
+}
+
+/* Flags as the CPU pushes them: bit 1 set, 3, 5, 15 and 22-31 clear. */
+static bool
+iret_flags_plausible(uint64_t fl)
+{
+	return (fl & RFLAGS_FIXED) && !(fl & 0xffc08028ULL);
+}
+
+/*
+ * iret (cf) in protected mode, 16 or 32-bit code, back to the same code
+ * segment at the same privilege level: how firmware returns from its
+ * interrupt handlers (iPXE's, in its flat 32-bit code). KVM's own emulator
+ * knows iret in real mode only, so on a PVM host every such iret comes
+ * here. It pops EIP, CS and EFLAGS (IP, CS and FLAGS with a 16-bit operand)
+ * and takes from the popped flags what the current privilege allows: IF
+ * when CPL <= IOPL, IOPL, VIF and VIP at CPL 0. A return that would load
+ * a segment register (another CS, or one whose descriptor changed, another
+ * privilege level and so SS:ESP, virtual-8086 mode) or a nested task
+ * (NT) is left unhandled: the caller writes back only the general
+ * registers. NMI blocking, which iret ends, is the caller's to clear.
+ *
+ * PVM delivers an interrupt in protected mode onto linear address ESP,
+ * leaving out SS's base (seen with iPXE, whose stack segment has the base
+ * it relocated itself to): the frame the handler's iret should pop is at
+ * ESP, and SS.base + ESP holds stale stack. So when the frame at SS.base +
+ * ESP does not return to the current CS and the one at ESP does, with
+ * flags the CPU could have pushed, the one at ESP is taken. Without the
+ * quirk such an iret would stop the VM; where both are the same address
+ * (a flat SS), nothing changes.
+ */
+static enum emu_result
+exec_iret(struct emu_ctx *c)
+{
+	const struct kvm_sregs *sr = c->sregs;
+	unsigned int os = c->in.opsize;
+	uint64_t sp_mask = sr->ss.db ? 0xffffffffULL : 0xffffULL;
+	uint64_t sp = c->regs.rsp & sp_mask;
+	struct iret_frame f, quirk;
+	enum emu_result r;
+	uint64_t mask;
+	bool same;
+
+	if (c->in.mode == 64 || !(sr->cr0 & CR0_PE) ||
+	    (c->regs.rflags & (RFLAGS_VM | RFLAGS_NT)))
+		return EMU_UNHANDLED;
+	/* A frame that wraps around a 16-bit stack: not worth the code. */
+	if (sp + 3 * os - 1 > sp_mask)
+		return EMU_UNHANDLED;
+	c->la_seg = SEG_SS;
+	r = iret_read_frame(c, sr->ss.base + sp, os, &f);
+	if (r != EMU_OK)
+		return r;
+	if (f.cs != sr->cs.selector && (uint32_t)sr->ss.base != 0 &&
+	    iret_read_frame(c, sp, os, &quirk) == EMU_OK &&
+	    quirk.cs == sr->cs.selector && iret_flags_plausible(quirk.flags))
+		f = quirk;
+	if (f.cs != sr->cs.selector)
+		return EMU_UNHANDLED;
+	if ((f.cs & ~3u) == 0)
+		return emu_gp0(c);
+	if (f.cs & 4)				/* an LDT selector */
+		return EMU_UNHANDLED;
+	r = cs_descriptor_unchanged(c, f.cs, &same);
+	if (r != EMU_OK)
+		return r;
+	if (!same)
+		return EMU_UNHANDLED;
+	if (os == 4 && (f.flags & RFLAGS_VM) && c->cpl == 0)
+		return EMU_UNHANDLED;		/* to virtual-8086 mode */
+	if (f.ip > sr->cs.limit)
+		return emu_gp0(c);
+
+	mask = RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF |
+	       RFLAGS_TF | RFLAGS_DF | RFLAGS_OF | RFLAGS_NT;
+	if (os == 4)
+		mask |= RFLAGS_RF | RFLAGS_AC | RFLAGS_ID;
+	if (c->cpl <= ((c->regs.rflags & RFLAGS_IOPL) >> 12))
+		mask |= RFLAGS_IF;
+	if (c->cpl == 0) {
+		mask |= RFLAGS_IOPL;
+		if (os == 4)
+			mask |= RFLAGS_VIF | RFLAGS_VIP;
+	}
+	c->regs.rflags = (c->regs.rflags & ~mask) | (f.flags & mask) |
+			 RFLAGS_FIXED;
+	c->regs.rip = f.ip;
+	c->regs.rsp = (c->regs.rsp & ~sp_mask) | ((sp + 3 * os) & sp_mask);
+	c->branched = true;
+	return EMU_OK;
+}
+
+/*
  * cmpxchg8b m64 / cmpxchg16b m128: compare EDX:EAX (RDX:RAX) with memory;
  * equal: store ECX:EBX (RCX:RBX), ZF = 1; else load memory into EDX:EAX
  * (RDX:RAX), ZF = 0. On a mismatch the hardware writes the old value back
@@ -1764,6 +1918,7 @@ static const struct emu_op emu_ops[] = {
 	/* One-byte map. */
 	ROW(MAP_1B, 0xcc, PFX_ANY, 0, 0, CHK_NONE, "int3", "", exec_int3),
 	ROW(MAP_1B, 0xcd, PFX_ANY, F_IMM8, 0, CHK_NONE, "int", "I", exec_int),
+	ROW(MAP_1B, 0xcf, PFX_ANY, 0, 0, CHK_NONE, "iret", "", exec_iret),
 	ROW(MAP_1B, 0x9b, PFX_ANY, 0, 0, CHK_WAIT, "fwait", "", exec_fwait),
 	ROW(MAP_1B, 0xd9, PFX_ANY, F_MODRM | F_MEM | F_REGOP, 5, CHK_X87,
 	    "fldcw", "M", exec_fldcw),
@@ -2435,11 +2590,13 @@ emu_step(struct emu_vcpu *s, const uint8_t *insn, size_t len,
 		s->fault_write = true;
 		return EMU_MEM_FAULT;
 	}
-	ipmask = c.in.mode == 64 ? ~0ULL :
-		 s->sregs.cs.db ? 0xffffffffULL : 0xffffULL;
-	c.regs.rip = (c.regs.rip + c.in.len) & ipmask;
-	/* A completed instruction clears RF. */
-	c.regs.rflags &= ~RFLAGS_RF;
+	if (!c.branched) {
+		ipmask = c.in.mode == 64 ? ~0ULL :
+			 s->sregs.cs.db ? 0xffffffffULL : 0xffffULL;
+		c.regs.rip = (c.regs.rip + c.in.len) & ipmask;
+		/* A completed instruction clears RF. */
+		c.regs.rflags &= ~RFLAGS_RF;
+	}
 	s->regs = c.regs;
 	s->regs_dirty = true;
 	if (c.fpu_changed) {

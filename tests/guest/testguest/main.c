@@ -37,6 +37,7 @@
 #define I8042_CMD		0x64
 #define I8042_RESET		0xfe
 
+#define PM1_PWRBTN_STS		(1u << 8)
 #define SLP_TYP_S5		(5u << 10)
 #define SLP_EN			(1u << 13)
 
@@ -56,6 +57,7 @@
 #define MADT_LAPIC		0
 #define MADT_X2APIC		9
 #define MADT_ENABLED		1u
+#define FADT_PM1A_EVT_BLK	56
 #define FADT_PM1A_CNT_BLK	64
 #define FADT_X_PM1A_CNT_BLK	172	/* Generic Address Structure */
 
@@ -105,6 +107,15 @@ static void
 outl(uint16_t port, uint32_t v)
 {
 	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static uint16_t
+inw(uint16_t port)
+{
+	uint16_t v;
+
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
 }
 
 static uint8_t
@@ -537,17 +548,40 @@ reboot(void)
 	testguest_halt_forever();
 }
 
+/* The PM1a event block's port (status at +0), or 0. */
+static uint16_t
+pm1_evt_port(uint64_t rsdp)
+{
+	uint64_t fadt = acpi_find(rsdp, "FACP");
+	uint32_t port;
+
+	if (!fadt || rd32(phys(fadt) + 4) < FADT_PM1A_EVT_BLK + 4)
+		return 0;
+	port = rd32(phys(fadt) + FADT_PM1A_EVT_BLK);
+	return port <= 0xffff ? (uint16_t)port : 0;
+}
+
+/*
+ * Echo the console until 'q'. The ACPI power button (polled, as this
+ * guest takes no interrupts) powers off too: the daemon's graceful stop.
+ */
 static void
 echo(uint64_t rsdp)
 {
+	uint16_t evt = pm1_evt_port(rsdp);
 	char last = '\n';
 
 	puts_raw("TESTGUEST-ECHO\n");
 	for (;;) {
 		char c;
 
-		while (!(inb(COM1 + UART_LSR) & UART_LSR_DR))
-			;
+		while (!(inb(COM1 + UART_LSR) & UART_LSR_DR)) {
+			if (evt && (inw(evt) & PM1_PWRBTN_STS)) {
+				outw(evt, PM1_PWRBTN_STS);
+				puts_raw("TESTGUEST-POWER-BUTTON\n");
+				poweroff(rsdp);
+			}
+		}
 		c = (char)inb(COM1);
 		if (c == 'q')
 			break;
