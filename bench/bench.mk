@@ -7,6 +7,9 @@
 #   bare raw-ioctl KVM_RUN loop, on the same guest (outloop.bin).
 # blk_bench: virtio-blk (4 KiB random reads at QD32, 1 MiB sequential) beside
 #   a bare io_uring loop on the same O_DIRECT file.
+# net_bench: virtio-net (64 B, 1514 B, 64 KiB TSO frames each way) beside a
+#   bare loop on the same TAP, in a network namespace of its own (root).
+# vsock_bench: vsock streams each way beside a bare UNIX socket pair.
 
 BENCH_DIR := $(BUILD)/bench
 BENCH_AS_FLAGS := -m32 -nostdinc -Wall -Werror
@@ -14,7 +17,8 @@ BENCH_LD ?= ld
 BENCH_OBJCOPY ?= objcopy
 
 BENCH_BINS := $(BENCH_DIR)/firstline $(BENCH_DIR)/exits_bare \
-	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin $(BENCH_DIR)/blk_bench
+	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin $(BENCH_DIR)/blk_bench \
+	$(BENCH_DIR)/net_bench $(BENCH_DIR)/vsock_bench
 
 $(BENCH_DIR)/firstline: $(OBJ)/bench/firstline.o
 	@mkdir -p $(dir $@)
@@ -30,6 +34,17 @@ $(BENCH_DIR)/exits_vmm: $(OBJ)/bench/exits_vmm.o $(BUILD)/libvmmcore.a
 
 # virtio-blk through the driver harness beside a bare io_uring loop.
 $(BENCH_DIR)/blk_bench: $(OBJ)/bench/blk_bench.o \
+		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+
+# virtio-net and vsock through the driver harness beside bare loops.
+$(BENCH_DIR)/net_bench: $(OBJ)/bench/net_bench.o \
+		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+
+$(BENCH_DIR)/vsock_bench: $(OBJ)/bench/vsock_bench.o \
 		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread

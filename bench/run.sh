@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# The benchmarks (bench/README.md): vmm-run beside QEMU, and our exit path
-# beside a bare KVM_RUN loop. Prints what each run measured, then a table
-# of medians, ratios and targets (MET / MISSED), and writes the same as
-# key=value lines to $BUILD/bench/results.txt.
+# The benchmarks (bench/README.md): vmm-run beside QEMU, our exit path
+# beside a bare KVM_RUN loop, and our virtio-blk, virtio-net and vsock
+# devices beside bare loops on the same file, TAP and sockets. Prints what
+# each run measured, then a table of medians, ratios and targets (MET /
+# MISSED), and writes the same as key=value lines to
+# $BUILD/bench/results.txt.
 #
 # A missed target does not fail: the machine is shared and noisy. The exit
 # status is 1 only when a measurement could not be taken at all.
@@ -12,7 +14,8 @@
 # Environment (defaults in brackets):
 #   BUILD [build], VMMRUN [$BUILD/bin/vmm-run], QEMU [qemu-system-x86_64]
 #   BENCH_KERNEL [$BUILD/guest/vmlinuz]
-#   BENCH_ONLY            comma list of startup,linux,exits,blk [all four]
+#   BENCH_ONLY            comma list of startup,linux,exits,blk,net,vsock
+#                         [all six]
 #   BENCH_STARTUP_RUNS    exec -> first UART byte runs, tiny kernel [7]
 #   BENCH_VMM_RUNS        vmm-run Debian kernel runs [3]
 #   BENCH_VMM_TIMEOUT     seconds for vmm-run's first kernel line [600]
@@ -22,6 +25,10 @@
 #   BENCH_MEM_SECONDS     memory sampled this long after the line [2]
 #   BENCH_EXIT_RUNS       runs of each exit-cost program [7]
 #   BENCH_EXIT_ITERS      port writes per run [100000]
+#   BENCH_NET_RUNS        runs of each virtio-net measurement [7]
+#   BENCH_NET_SECONDS     seconds per virtio-net run [1]
+#   BENCH_VSOCK_RUNS      runs of each vsock stream [7]
+#   BENCH_VSOCK_MIB       MiB per vsock stream [256]
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -36,7 +43,7 @@ OUTLOOP=$BB/outloop.bin
 RESULTS=$BB/results.txt
 LOGS=$BB/logs
 
-ONLY=${BENCH_ONLY:-startup,linux,exits,blk}
+ONLY=${BENCH_ONLY:-startup,linux,exits,blk,net,vsock}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-7}
 VMM_RUNS=${BENCH_VMM_RUNS:-3}
 VMM_TIMEOUT=${BENCH_VMM_TIMEOUT:-600}
@@ -46,6 +53,10 @@ QEMU_CPU=${BENCH_QEMU_CPU:-host,-arch-capabilities}
 MEM_SECONDS=${BENCH_MEM_SECONDS:-2}
 EXIT_RUNS=${BENCH_EXIT_RUNS:-7}
 EXIT_ITERS=${BENCH_EXIT_ITERS:-100000}
+NET_RUNS=${BENCH_NET_RUNS:-7}
+NET_SECONDS=${BENCH_NET_SECONDS:-1}
+VSOCK_RUNS=${BENCH_VSOCK_RUNS:-7}
+VSOCK_MIB=${BENCH_VSOCK_MIB:-256}
 
 # What the brief fixes for the Linux comparison.
 LINUX_CMDLINE="console=ttyS0 earlyprintk=serial"
@@ -55,6 +66,7 @@ LINUX_PATTERN="Linux version"
 LINUX_RATIO_TARGET=0.10		# vmm-run time / QEMU time, at most
 MEM_TARGET_KIB=5120		# Rss beyond guest RAM, at most
 EXIT_RATIO_TARGET=0.90		# our exits/s / bare exits/s, at least
+DEV_RATIO_TARGET=0.80		# virtio-net, vsock: ours / the bare loop's
 
 errors=()
 bg_pid=
@@ -109,13 +121,21 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 
 # --- checks ----------------------------------------------------------------
 
-for f in "$VMMRUN" "$FIRSTLINE" "$BB/exits_bare" "$BB/exits_vmm" "$OUTLOOP"; do
+# What each benchmark needs: net and vsock run without KVM.
+need=()
+if want startup || want linux; then need+=("$VMMRUN" "$FIRSTLINE"); fi
+if want exits; then need+=("$BB/exits_bare" "$BB/exits_vmm" "$OUTLOOP"); fi
+if want blk; then need+=("$BB/blk_bench"); fi
+if want net; then need+=("$BB/net_bench"); fi
+if want vsock; then need+=("$BB/vsock_bench"); fi
+for f in "${need[@]}"; do
 	if [ ! -x "$f" ] && [ ! -f "$f" ]; then
 		echo "bench: $f is missing (make bench builds it)" >&2
 		exit 1
 	fi
 done
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+if { want startup || want linux || want exits || want blk; } &&
+   { [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; }; then
 	echo "bench: cannot open /dev/kvm read-write: no measurement possible" >&2
 	exit 1
 fi
@@ -476,6 +496,83 @@ if want blk; then
 	rm -f "$BUILD/bench/blk.img"
 fi
 
+# load_results FILE: its key=value lines into R.
+load_results() {
+	local k v
+	while IFS='=' read -r k v; do
+		[ -n "$k" ] && R[$k]=$v
+	done <"$1"
+}
+
+# run_dev_bench NAME CMD...: run a device benchmark, its lines shown as
+# they come (and kept in logs/NAME.out), key=value results in
+# logs/NAME.results loaded into R. Fails when it did.
+run_dev_bench() {
+	local name=$1 rc; shift
+	"$@" -o "$LOGS/$name.results" 2>"$LOGS/$name.err" |
+		tee "$LOGS/$name.out" | sed -u 's/^/bench:    /'
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -ne 0 ] || [ ! -s "$LOGS/$name.results" ]; then
+		sed 's/^/     /' "$LOGS/$name.err" | tail -n 5
+		return 1
+	fi
+	load_results "$LOGS/$name.results"
+}
+
+# dev_row METRIC KEY UNIT SCALE FORMAT: a table row from R[KEY.*].
+dev_row() {
+	local m=$1 key=$2 unit=$3 scale=$4 f=$5 v b
+	if [ -z "${R[$key.ratio]:-}" ]; then
+		row "$m" "FAILED" "-" "-" ">= $DEV_RATIO_TARGET x" "-"
+		return
+	fi
+	v=$(fmt "$(calc "${R[$key.vmm.median_$unit]} / $scale")" "$f")
+	b=$(fmt "$(calc "${R[$key.bare.median_$unit]} / $scale")" "$f")
+	row "$m" "$v" "bare $b" "$(fmt "${R[$key.ratio]}" '%.3f')" \
+		">= $DEV_RATIO_TARGET x" "${R[$key.result]}"
+}
+
+# 6. virtio-net through the harness beside a bare loop on the same TAP.
+IPERF_NOTE=""
+if want net; then
+	say "6. virtio-net: 64 B, 1514 B and 64 KiB TSO frames each way between" \
+		"the device and a TAP, beside a bare loop on the TAP;" \
+		"$NET_RUNS runs of ${NET_SECONDS} s each"
+	if [ "$(id -u)" -ne 0 ] || [ ! -w /dev/net/tun ]; then
+		fail_measure "net: needs root and /dev/net/tun (a network namespace and a TAP)"
+	elif ! run_dev_bench net "$BB/net_bench" -t "$NET_SECONDS" \
+			-r "$NET_RUNS"; then
+		fail_measure "net: net_bench failed (see $LOGS/net.err)"
+	fi
+	if [ "$HOST_KIND" = pvm ]; then
+		IPERF_NOTE="not measured: a Linux guest does not boot fully on this PVM host (../shared/HOST.md)"
+	else
+		IPERF_NOTE="not measured: bench/run.sh has no guest image with iperf3 yet"
+	fi
+	R[net.guest_iperf3]=$IPERF_NOTE
+	say "   iperf3 in a guest: $IPERF_NOTE"
+	for d in tx rx; do
+		for sz in 64 1514 64k; do
+			case $d in tx) dn="TX (guest -> TAP)" ;; *) dn="RX (TAP -> guest)" ;; esac
+			case $sz in 64) zn="64 B" ;; 1514) zn="1514 B" ;; *) zn="64 KiB TSO" ;; esac
+			dev_row "virtio-net $dn $zn" "net.$d.$sz" pps 1e6 \
+				'%.3f Mpps'
+		done
+	done
+fi
+
+# 7. vsock through the harness beside a bare UNIX socket pair.
+if want vsock; then
+	say "7. vsock: ${VSOCK_MIB} MiB streams each way in 64 KiB chunks," \
+		"beside a UNIX socket pair; $VSOCK_RUNS runs each"
+	if ! run_dev_bench vsock "$BB/vsock_bench" -m "$VSOCK_MIB" \
+			-r "$VSOCK_RUNS"; then
+		fail_measure "vsock: vsock_bench failed (see $LOGS/vsock.err)"
+	fi
+	dev_row "vsock guest -> host (64 KiB chunks)" vsock.g2h mbps 1 '%.0f MB/s'
+	dev_row "vsock host -> guest (64 KiB chunks)" vsock.h2g mbps 1 '%.0f MB/s'
+fi
+
 R[errors]=${#errors[@]}
 {
 	echo "# make bench, $(date -u +%Y-%m-%dT%H:%M:%SZ): key=value; times in"
@@ -503,6 +600,25 @@ if [ -n "$blk_table" ]; then
 	echo
 	echo "virtio-blk (target: >= 0.90 x the bare io_uring loop):"
 	echo "$blk_table"
+fi
+if want net && [ -s "$LOGS/net.out" ]; then
+	echo
+	echo "virtio-net, medians (Gbit/s count frame bytes; CPU per frame of"
+	echo "every run in $LOGS/net.out):"
+	sed -n '/^direction/,$p' "$LOGS/net.out"
+	echo "iperf3 in a guest: $IPERF_NOTE"
+fi
+if want vsock && [ -s "$LOGS/vsock.out" ]; then
+	echo
+	echo "vsock, medians (every run in $LOGS/vsock.out):"
+	sed -n '/^stream/,$p' "$LOGS/vsock.out"
+fi
+if want net || want vsock; then
+	echo "note: net and vsock run the device, the guest driver (the harness)"
+	echo "      and the peer as threads of one process; the bare loops have"
+	echo "      one or two. On a loaded machine each gets a share of the CPUs"
+	echo "      and the ratios move with the load: compare medians, and the"
+	echo "      CPU per frame / MiB in the logs."
 fi
 if want linux && [ -n "$qemu_note" ]; then
 	echo "(*) QEMU printed no first line: its memory was read at the timeout"

@@ -10,6 +10,11 @@
  * exceeded) and a host that does not read (the device stops the guest
  * through credit, then resumes); RST and close propagating both ways;
  * bad packets answered with RST and bad buffers with NEEDS_RESET.
+ * Then the fast paths: small receive buffers (Linux 6.1's: a header and
+ * a payload apart) filled many per read, and guest payload that a full
+ * host socket cannot take kept in the transmit chain rather than copied,
+ * within the per-connection and device limits, given back once written,
+ * on a close and not after a reset.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,6 +95,7 @@ struct fix {
 	unsigned int nr_tx_free;
 	int tx_of_head[QSIZE];
 	struct pkt pk;			/* the last packet received */
+	uint32_t dev_buf;		/* the device's buf_alloc */
 };
 
 static struct fix *
@@ -111,6 +117,7 @@ fix_new(uint32_t dev_buf)
 	o.uds_path = f->path;
 	o.buf_alloc = dev_buf;
 	o.max_conns = 8;
+	f->dev_buf = dev_buf;
 	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &f->vs),
 			 0);
 	assert_int_equal(vh_machine_add(&f->m, vsock_virtio(f->vs), &f->vp),
@@ -184,8 +191,9 @@ post_rx(struct fix *f, int buf)
 	f->rx_of_head[head] = buf;
 }
 
+/* Features, queues, DRIVER_OK; with post_all, every receive buffer. */
 static void
-bring_up(struct fix *f)
+bring_up_rx(struct fix *f, bool post_all)
 {
 	struct vh_dev *d = &f->d;
 	unsigned int i;
@@ -196,10 +204,16 @@ bring_up(struct fix *f)
 	assert_int_equal(vh_queue_setup(d, RXQ, QSIZE, VEC_RX), 0);
 	assert_int_equal(vh_queue_setup(d, TXQ, QSIZE, VEC_TX), 0);
 	assert_int_equal(vh_queue_setup(d, EVQ, 16, VEC_EV), 0);
-	for (i = 0; i < QSIZE; i++)
+	for (i = 0; post_all && i < QSIZE; i++)
 		post_rx(f, (int)i);
 	assert_int_equal(vh_dev_driver_ok(d), 0);
 	vh_queue_kick(d, RXQ);
+}
+
+static void
+bring_up(struct fix *f)
+{
+	bring_up_rx(f, true);
 }
 
 /* Take back finished transmit buffers. */
@@ -441,7 +455,7 @@ guest_connect(struct fix *f, struct gconn *c, int lfd, uint32_t port,
 	c->buf_alloc = gbuf;
 	g_send(f, c, VIRTIO_VSOCK_OP_REQUEST, NULL, 0, 0);
 	g_expect(f, c, VIRTIO_VSOCK_OP_RESPONSE);
-	assert_int_equal(c->peer_buf_alloc, DEV_BUF);
+	assert_int_equal(c->peer_buf_alloc, f->dev_buf);
 	fd = host_accept(lfd);
 	assert_true(fd >= 0);
 	return fd;
@@ -1078,6 +1092,380 @@ test_bad_buffers(void **state)
 	assert_true(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
+/* --- The fast paths ------------------------------------------------- */
+
+/*
+ * Receive buffers as Linux 6.1 posts them: a 44-byte header and a payload
+ * apart (here: payloads side by side, as kmalloc's 4 KiB slabs have them,
+ * of mixed sizes so that some neighbours merge and some do not), one of
+ * them header-only. The device fills many per read; every packet must
+ * fit its buffer, keep the stream in order and stay within the credit.
+ */
+#define SMALL_BUFS	(QSIZE / 2)	/* two descriptors each */
+
+struct small_rx {
+	uint64_t hdr[SMALL_BUFS], pay[SMALL_BUFS];
+	uint32_t size[SMALL_BUFS];
+	int slot_of_head[QSIZE];
+};
+
+static void
+small_post(struct fix *f, struct small_rx *r, int slot)
+{
+	struct vh_buf b[2] = { { r->hdr[slot], VSOCK_HDR_SIZE },
+			       { r->pay[slot], r->size[slot] } };
+	int head = vh_queue_add(&f->d.q[RXQ], b, 0, r->size[slot] ? 2 : 1,
+				false);
+
+	assert_true(head >= 0);
+	r->slot_of_head[head] = slot;
+}
+
+/* The next packet into f->pk (its buffer posted again); 0 on timeout.
+ * Header-only buffers given back empty are skipped and counted. */
+static int
+small_recv(struct fix *f, struct small_rx *r, int timeout_ms,
+	   unsigned int *empty)
+{
+	struct timespec t0;
+	uint16_t id;
+	uint32_t len;
+	int slot;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		while (vh_queue_get_used(&f->d.q[RXQ], &id, &len) != 1) {
+			long left = timeout_ms - ms_since(&t0);
+
+			if (left <= 0)
+				return 0;
+			vh_wait_irq(&f->d, VEC_RX, (int)(left < 20 ? left : 20));
+		}
+		slot = r->slot_of_head[id];
+		if (len == 0) {
+			assert_int_equal(r->size[slot], 0);
+			(*empty)++;
+			small_post(f, r, slot);
+			vh_queue_kick(&f->d, RXQ);
+			continue;
+		}
+		assert_true(len >= VSOCK_HDR_SIZE);
+		assert_true(len - VSOCK_HDR_SIZE <= r->size[slot]);
+		memcpy(&f->pk.h, vh_ptr(&f->m, r->hdr[slot], VSOCK_HDR_SIZE),
+		       VSOCK_HDR_SIZE);
+		f->pk.len = len - VSOCK_HDR_SIZE;
+		assert_int_equal(le32toh(f->pk.h.len), f->pk.len);
+		memcpy(f->pk.data, vh_ptr(&f->m, r->pay[slot], f->pk.len),
+		       f->pk.len);
+		small_post(f, r, slot);
+		vh_queue_kick(&f->d, RXQ);
+		return 1;
+	}
+}
+
+static void
+test_small_rx_buffers(void **state)
+{
+	struct fix *f = *state;
+	static uint8_t hbuf[2 * MIB];
+	struct small_rx r;
+	struct vsock_stats st;
+	uint64_t s = 11, h_sent, h_got = FNV0, hdrs, pool;
+	unsigned int empty = 0, packets = 0, i;
+	size_t off = 0, got = 0;
+	struct timespec t0;
+	struct gconn c;
+	char line[64], want[64];
+	ssize_t k;
+	int fd;
+
+	memset(&r, 0, sizeof(r));
+	hdrs = vh_alloc(&f->m, 64ULL * SMALL_BUFS, 64);
+	pool = vh_alloc(&f->m, 4096ULL * SMALL_BUFS, 4096);
+	assert_true(hdrs && pool);
+	for (i = 0; i < SMALL_BUFS; i++) {
+		r.hdr[i] = hdrs + 64ULL * i;
+		r.pay[i] = pool + 4096ULL * i;
+		/* Mostly 4 KiB (neighbours merge), some shorter, one none. */
+		r.size[i] = i == 5 ? 0 : i % 4 == 3 ? 1000 + 7 * i : 4096;
+	}
+	bring_up_rx(f, false);
+	for (i = 0; i < SMALL_BUFS; i++)
+		small_post(f, &r, (int)i);
+	vh_queue_kick(&f->d, RXQ);
+
+	/* A host process connects to guest port 3000. */
+	fd = host_dial(f);
+	k = snprintf(line, sizeof(line), "CONNECT 3000\n");
+	assert_int_equal(write(fd, line, (size_t)k), k);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(small_recv(f, &r, TMO, &empty), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	c.gport = 3000;
+	c.hport = le32toh(f->pk.h.src_port);
+	c.buf_alloc = 256 << 10;
+	assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_REQUEST);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RESPONSE, NULL, 0, 0);
+	k = snprintf(want, sizeof(want), "OK %u\n", c.hport);
+	memset(line, 0, sizeof(line));
+	host_read_all(fd, line, (size_t)k);
+	assert_string_equal(line, want);
+
+	/* 2 MiB from the host, taken as the guest's credit allows. */
+	set_nonblock(fd);
+	fill(&s, hbuf, sizeof(hbuf));
+	h_sent = fnv(FNV0, hbuf, sizeof(hbuf));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (got < sizeof(hbuf)) {
+		assert_true(ms_since(&t0) < 30000);
+		if (off < sizeof(hbuf)) {
+			k = write(fd, hbuf + off, sizeof(hbuf) - off);
+			if (k > 0)
+				off += (size_t)k;
+		}
+		while (small_recv(f, &r, 20, &empty) == 1) {
+			assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_RW);
+			h_got = fnv(h_got, f->pk.data, f->pk.len);
+			got += f->pk.len;
+			packets++;
+			g_consume(f, &c, f->pk.len);
+		}
+		reap_tx(f);
+	}
+	assert_int_equal(got, sizeof(hbuf));
+	assert_true(h_got == h_sent);
+	/* No packet larger than its buffer: at least 2 MiB / 4 KiB. */
+	assert_true(packets >= sizeof(hbuf) / 4096);
+	/* The header-only buffer came back empty (at least once). */
+	assert_true(empty >= 1);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.rx_bytes, sizeof(hbuf));
+	assert_false(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	close(fd);
+}
+
+/* Transmit chains the device has not given back (kept, or in flight). */
+static unsigned int
+tx_outstanding(struct fix *f)
+{
+	reap_tx(f);
+	return QSIZE - f->nr_tx_free;
+}
+
+/* Give the device time to settle; then what it still keeps. */
+static unsigned int
+tx_kept(struct fix *f)
+{
+	unsigned int n = tx_outstanding(f), m;
+
+	for (;;) {
+		vh_wait_irq(&f->d, VEC_TX, 100);
+		m = tx_outstanding(f);
+		if (m == n)
+			return m;
+		n = m;
+	}
+}
+
+/* Send pkt-byte packets of a stream on c until the credit runs out
+ * (the device's updates taken); returns the bytes sent. */
+static uint64_t
+send_to_credit(struct fix *f, struct gconn *c, uint32_t pkt, uint64_t *s,
+	       uint64_t *h)
+{
+	static uint8_t buf[65536];
+	uint64_t sent = 0;
+	uint32_t n;
+
+	for (;;) {
+		while (g_credit(c) > 0) {
+			n = g_credit(c) < pkt ? g_credit(c) : pkt;
+			fill(s, buf, n);
+			*h = fnv(*h, buf, n);
+			g_send(f, c, VIRTIO_VSOCK_OP_RW, buf, n, 0);
+			sent += n;
+		}
+		if (g_recv(f, 300) == 0)
+			return sent;
+		assert_int_equal(g_take(f, c), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	}
+}
+
+/* Read len bytes from the host socket into the hash. */
+static void
+host_drain(int fd, uint64_t len, uint64_t *h)
+{
+	static uint8_t in[65536];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t got = 0;
+	ssize_t k;
+
+	set_nonblock(fd);
+	while (got < len) {
+		assert_int_equal(poll(&p, 1, TMO), 1);
+		while ((k = read(fd, in, sizeof(in))) > 0) {
+			*h = fnv(*h, in, (size_t)k);
+			got += (uint64_t)k;
+		}
+	}
+	assert_true(got == len);
+}
+
+/* Every chain comes back (the device gave back what it kept). */
+static void
+expect_all_tx_back(struct fix *f)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (tx_outstanding(f)) {
+		assert_true(ms_since(&t0) < TMO);
+		vh_wait_irq(&f->d, VEC_TX, 20);
+	}
+}
+
+static int
+setup_big(void **state)
+{
+	/* A credit well beyond what a UNIX socket takes. */
+	*state = fix_new(1u << 20);
+	return 0;
+}
+
+/* A full host socket: the payload stays in the guest's chains. */
+static void
+test_slow_host_keeps(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1010);
+	uint64_t s = 21, h_sent = FNV0, h_got = FNV0, sent;
+	struct vsock_stats st;
+	struct gconn c;
+	unsigned int kept;
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1010, 6010, 65536);
+	sent = send_to_credit(f, &c, 65536, &s, &h_sent);
+	assert_true(sent >= (1u << 20));
+	/* What the socket did not take waits in the chains: none copied. */
+	kept = tx_kept(f);
+	assert_true(kept > 0 && kept <= VSOCK_HOLD_MAX);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.tx_copied, 0);
+	/* The host reads: everything arrives in order, the chains come
+	 * back as their payload is written. */
+	host_drain(fd, sent, &h_got);
+	assert_true(h_got == h_sent);
+	expect_all_tx_back(f);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.tx_copied, 0);
+	assert_int_equal(st.tx_bytes, sent);
+	close(fd);
+}
+
+/* Beyond VSOCK_HOLD_MAX chains the rest is copied, behind them. */
+static void
+test_slow_host_copies(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1011);
+	uint64_t s = 22, h_sent = FNV0, h_got = FNV0, sent;
+	struct vsock_stats st;
+	struct gconn c;
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1011, 6011, 65536);
+	sent = send_to_credit(f, &c, 4096, &s, &h_sent);
+	assert_true(sent >= (1u << 20));
+	assert_int_equal(tx_kept(f), VSOCK_HOLD_MAX);
+	vsock_get_stats(f->vs, &st);
+	assert_true(st.tx_copied > 0);
+	host_drain(fd, sent, &h_got);
+	assert_true(h_got == h_sent);
+	expect_all_tx_back(f);
+	close(fd);
+}
+
+/* No more than VSOCK_HOLD_TOTAL chains kept by all connections. */
+static void
+test_keep_total(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1012);
+	uint64_t s = 23, h[5], got, sent[5];
+	struct gconn c[5];
+	int fd[5], i;
+
+	bring_up(f);
+	for (i = 0; i < 5; i++) {
+		fd[i] = guest_connect(f, &c[i], lfd, 1012, 6020 + (uint32_t)i,
+				      65536);
+		h[i] = FNV0;
+		sent[i] = send_to_credit(f, &c[i], 4096, &s, &h[i]);
+	}
+	/* Five connections could keep 5 * VSOCK_HOLD_MAX. */
+	assert_true(5 * VSOCK_HOLD_MAX > VSOCK_HOLD_TOTAL);
+	assert_int_equal(tx_kept(f), VSOCK_HOLD_TOTAL);
+	for (i = 0; i < 5; i++) {
+		got = FNV0;
+		host_drain(fd[i], sent[i], &got);
+		assert_true(got == h[i]);
+		close(fd[i]);
+	}
+	expect_all_tx_back(f);
+}
+
+/* A connection closed with chains kept gives them back; a reset does
+ * not touch the rings, and the device works afterwards. */
+static void
+test_keep_close_reset(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1013);
+	uint64_t s = 24, h = FNV0;
+	struct gconn c;
+	char buf[8];
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1013, 6030, 65536);
+	send_to_credit(f, &c, 65536, &s, &h);
+	assert_true(tx_kept(f) > 0);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	expect_all_tx_back(f);
+	close(fd);
+
+	fd = guest_connect(f, &c, lfd, 1013, 6031, 65536);
+	send_to_credit(f, &c, 65536, &s, &h);
+	assert_true(tx_kept(f) > 0);
+	assert_int_equal(vh_dev_reset(&f->d), 0);
+	/* The host gets what was written before, then the close. */
+	set_nonblock(fd);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		static uint8_t in[65536];
+		ssize_t k;
+
+		assert_int_equal(poll(&p, 1, TMO), 1);
+		k = read(fd, in, sizeof(in));
+		if (k == 0 || (k < 0 && errno == ECONNRESET))
+			break;
+		assert_true(k > 0);
+	}
+	close(fd);
+	f->nr_tx_free = 0;
+	for (int i = 0; i < QSIZE; i++)
+		f->tx_free[f->nr_tx_free++] = i;
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1013, 6032, 65536);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RW, "again", 5, 0);
+	host_read_all(fd, buf, 5);
+	assert_memory_equal(buf, "again", 5);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -1094,6 +1482,13 @@ main(void)
 		T(test_rst),
 		T(test_bad_packets),
 		T(test_bad_buffers),
+		T(test_small_rx_buffers),
+#define TB(fn) cmocka_unit_test_setup_teardown(fn, setup_big, teardown)
+		TB(test_slow_host_keeps),
+		TB(test_slow_host_copies),
+		TB(test_keep_total),
+		TB(test_keep_close_reset),
+#undef TB
 	};
 #undef T
 

@@ -27,8 +27,8 @@
 #include <linux/virtio_net.h>
 
 #define NET_SIGNAL_EVERY	32	/* interrupts during a long batch */
-/* Receive iovecs: what one readv takes (UIO_MAXIOV). */
-#define NET_RX_IOV		1024
+/* Receive iovecs: what one readv takes (UIO_MAXIOV), less the scratch. */
+#define NET_RX_IOV		1023
 
 #define NET_GUEST_OFFLOADS ((1ULL << VIRTIO_NET_F_GUEST_CSUM) | \
 			    (1ULL << VIRTIO_NET_F_GUEST_TSO4) | \
@@ -40,7 +40,12 @@ struct net_rx_chain {
 	uint32_t len;			/* writable bytes */
 	unsigned int iov_first;		/* into rx_iov */
 	unsigned int nr_iov;
+	unsigned int rd_idx;		/* the rd_iov entry it starts in */
 };
+
+/* Held chains: a ring of NET_QUEUE_MAX (a power of two). */
+#define NET_HELD(n, i)	(&(n)->rx_held[((n)->held_first + (i)) & \
+					(NET_QUEUE_MAX - 1)])
 
 struct vnet {
 	struct virtio_device vdev;
@@ -55,11 +60,28 @@ struct vnet {
 	bool mrg;			/* MRG_RXBUF negotiated */
 	bool guest_csum;
 	uint32_t rx_need;		/* bytes to gather before a read */
+	/*
+	 * Receive chains popped and not used yet, oldest first (a frame
+	 * takes chains from the front), and their buffers: rx_iov[iov_lo,
+	 * iov_hi), in the same order. Used chains leave from the front by
+	 * moving indices; rx_iov is compacted only when its end is near.
+	 */
 	struct net_rx_chain rx_held[NET_QUEUE_MAX];
+	unsigned int held_first;
 	unsigned int nr_held;
-	unsigned int nr_rx_iov;
+	unsigned int iov_lo, iov_hi;
 	uint32_t held_len;
 	struct iovec rx_iov[NET_RX_IOV];
+	/*
+	 * What one readv gets: the held buffers again, rd_iov[rd_lo,
+	 * rd_hi), neighbours merged. A guest carves its receive buffers
+	 * one after the other out of larger pages (Linux does), and a short
+	 * iovec array is cheaper for the kernel to take (up to 8 entries it
+	 * needs no allocation). Kept up to date as chains come and go.
+	 */
+	struct iovec rd_iov[NET_RX_IOV + 1];
+	unsigned int rd_lo, rd_hi;
+	uint8_t rx_scratch;		/* tells a frame that did not fit */
 	struct iovec tx_iov[NET_QUEUE_MAX];
 
 	/* Atomics. */
@@ -133,6 +155,34 @@ net_iov_put(const struct iovec *iov, unsigned int nr, size_t off,
 }
 
 /*
+ * Whether rx_iov has room for one more chain, compacting it (the held
+ * buffers moved to its start) when its end is near.
+ */
+static bool
+net_rx_room(struct vnet *n)
+{
+	unsigned int i;
+
+	/* rd_iov never has more entries than rx_iov. */
+	if (n->iov_hi + NET_QUEUE_MAX <= NET_RX_IOV &&
+	    n->rd_hi + NET_QUEUE_MAX <= NET_RX_IOV)
+		return true;
+	memmove(n->rx_iov, n->rx_iov + n->iov_lo,
+		(n->iov_hi - n->iov_lo) * sizeof(n->rx_iov[0]));
+	memmove(n->rd_iov, n->rd_iov + n->rd_lo,
+		(n->rd_hi - n->rd_lo) * sizeof(n->rd_iov[0]));
+	for (i = 0; i < n->nr_held; i++) {
+		NET_HELD(n, i)->iov_first -= n->iov_lo;
+		NET_HELD(n, i)->rd_idx -= n->rd_lo;
+	}
+	n->iov_hi -= n->iov_lo;
+	n->iov_lo = 0;
+	n->rd_hi -= n->rd_lo;
+	n->rd_lo = 0;
+	return n->iov_hi + NET_QUEUE_MAX <= NET_RX_IOV;
+}
+
+/*
  * Pop one more receive chain into the held list. 1 when one was added,
  * 0 when the ring is empty, -EIO when the queue or the chain is bad
  * (the device is then in NEEDS_RESET).
@@ -140,12 +190,14 @@ net_iov_put(const struct iovec *iov, unsigned int nr, size_t off,
 static int
 net_rx_pop(struct vnet *n, struct virtq *vq)
 {
-	struct net_rx_chain *c = &n->rx_held[n->nr_held];
+	struct net_rx_chain *c = NET_HELD(n, n->nr_held);
 	struct virtq_elem el;
+	unsigned int i;
 	int r;
 
-	r = virtq_pop(vq, n->rx_iov + n->nr_rx_iov,
-		      NET_RX_IOV - n->nr_rx_iov, &el);
+	/* A chain is at most a queue long (virtq_pop's own rule): the
+	 * callers made room for that (net_rx_room). */
+	r = virtq_pop(vq, n->rx_iov + n->iov_hi, NET_QUEUE_MAX, &el);
 	if (r <= 0)
 		return r < 0 ? -EIO : 0;
 	if (el.out_len) {
@@ -163,35 +215,62 @@ net_rx_pop(struct vnet *n, struct virtq *vq)
 	}
 	c->head = el.head;
 	c->len = el.in_len;
-	c->iov_first = n->nr_rx_iov;
+	c->iov_first = n->iov_hi;
 	c->nr_iov = el.nr_in;
-	n->nr_rx_iov += el.nr_in;
+	c->rd_idx = n->rd_hi;
+	for (i = 0; i < el.nr_in; i++) {
+		const struct iovec *v = &n->rx_iov[n->iov_hi + i];
+		struct iovec *last = n->rd_hi > n->rd_lo ?
+				     &n->rd_iov[n->rd_hi - 1] : NULL;
+
+		if (last &&
+		    (uint8_t *)last->iov_base + last->iov_len == v->iov_base) {
+			last->iov_len += v->iov_len;
+			if (i == 0)
+				c->rd_idx = n->rd_hi - 1;
+		} else {
+			n->rd_iov[n->rd_hi++] = *v;
+		}
+	}
+	n->iov_hi += el.nr_in;
 	n->held_len += el.in_len;
 	n->nr_held++;
 	return 1;
 }
 
-/* Forget the first k held chains (pushed already): move the rest down. */
+static void
+net_rx_clear_held(struct vnet *n)
+{
+	n->held_first = n->nr_held = n->iov_lo = n->iov_hi = 0;
+	n->rd_lo = n->rd_hi = 0;
+	n->held_len = 0;
+}
+
+/* Forget the first k held chains (pushed already). */
 static void
 net_rx_drop_held(struct vnet *n, unsigned int k)
 {
-	unsigned int i, first;
+	struct net_rx_chain *c = NET_HELD(n, k);
+	struct iovec *run;
+	uint8_t *start;
+	unsigned int i;
 
 	if (k == n->nr_held) {
-		n->nr_held = n->nr_rx_iov = n->held_len = 0;
+		net_rx_clear_held(n);
 		return;
 	}
-	first = n->rx_held[k].iov_first;
-	memmove(n->rx_iov, n->rx_iov + first,
-		(n->nr_rx_iov - first) * sizeof(n->rx_iov[0]));
-	n->nr_rx_iov -= first;
 	for (i = 0; i < k; i++)
-		n->held_len -= n->rx_held[i].len;
-	memmove(n->rx_held, n->rx_held + k,
-		(n->nr_held - k) * sizeof(n->rx_held[0]));
+		n->held_len -= NET_HELD(n, i)->len;
+	n->iov_lo = c->iov_first;
+	/* The readv array starts where the new first chain does, maybe
+	 * in the middle of an entry its predecessor shared. */
+	n->rd_lo = c->rd_idx;
+	run = &n->rd_iov[n->rd_lo];
+	start = n->rx_iov[c->iov_first].iov_base;
+	run->iov_len -= (size_t)(start - (uint8_t *)run->iov_base);
+	run->iov_base = start;
+	n->held_first = (n->held_first + k) & (NET_QUEUE_MAX - 1);
 	n->nr_held -= k;
-	for (i = 0; i < n->nr_held; i++)
-		n->rx_held[i].iov_first -= first;
 }
 
 /*
@@ -210,8 +289,10 @@ net_rx_gather(struct vnet *n, struct virtq *vq, bool *broken)
 		*broken = r < 0;
 		return r > 0;
 	}
+	/* Buffers of many tiny pieces fill rx_iov first: read with
+	 * what fits then. */
 	while (n->held_len < n->rx_need && n->nr_held < vq->size &&
-	       n->nr_rx_iov + NET_QUEUE_MAX <= NET_RX_IOV) {
+	       net_rx_room(n)) {
 		r = net_rx_pop(n, vq);
 		if (r < 0) {
 			*broken = true;
@@ -229,7 +310,7 @@ net_rx_gather(struct vnet *n, struct virtq *vq, bool *broken)
 static unsigned int
 net_rx_complete(struct vnet *n, struct virtq *vq, uint32_t len)
 {
-	struct net_rx_chain *first = &n->rx_held[0];
+	struct net_rx_chain *first = NET_HELD(n, 0);
 	uint32_t left = len, k;
 	unsigned int used = 0;
 	uint16_t nbuf;
@@ -241,8 +322,8 @@ net_rx_complete(struct vnet *n, struct virtq *vq, uint32_t len)
 		net_iov_put(n->rx_iov + first->iov_first, first->nr_iov,
 			    offsetof(struct virtio_net_hdr, flags), &zero, 1);
 	while (left && used < n->nr_held) {
-		k = left < n->rx_held[used].len ? left : n->rx_held[used].len;
-		left -= k;
+		k = NET_HELD(n, used)->len;
+		left -= left < k ? left : k;
 		used++;
 	}
 	/* The TAP skips the num_buffers field without writing it. */
@@ -252,8 +333,10 @@ net_rx_complete(struct vnet *n, struct virtq *vq, uint32_t len)
 		    &nbuf, sizeof(nbuf));
 	left = len;
 	for (unsigned int i = 0; i < used; i++) {
-		k = left < n->rx_held[i].len ? left : n->rx_held[i].len;
-		virtq_push(vq, n->rx_held[i].head, k);
+		struct net_rx_chain *c = NET_HELD(n, i);
+
+		k = left < c->len ? left : c->len;
+		virtq_push(vq, c->head, k);
 		left -= k;
 	}
 	net_rx_drop_held(n, used);
@@ -266,6 +349,7 @@ net_rx_run(struct vnet *n)
 	struct virtio_device *vdev = &n->vdev;
 	struct virtq *vq = virtio_device_queue(vdev, NET_RX_QUEUE);
 	unsigned int frames = 0, pushed = 0, nr_iov;
+	uint64_t packets = 0, bytes = 0, dropped = 0;
 	bool broken = false;
 	ssize_t got;
 
@@ -281,8 +365,19 @@ net_rx_run(struct vnet *n)
 			net_tap_unwatch(n);
 			break;
 		}
-		nr_iov = n->mrg ? n->nr_rx_iov : n->rx_held[0].nr_iov;
-		got = readv(n->tap_fd, n->rx_iov, (int)nr_iov);
+		/* Without MRG_RXBUF only one chain is held at a time. */
+		nr_iov = n->rd_hi - n->rd_lo;
+		/*
+		 * A frame larger than the buffers: Linux's TAP copies what
+		 * fits and returns that (older kernels: the whole length),
+		 * without an error. Unless the buffers take the largest
+		 * frame there is, a byte more tells.
+		 */
+		if (n->held_len < NET_RX_GSO_FRAME)
+			n->rd_iov[n->rd_hi] = (struct iovec){ &n->rx_scratch,
+							      1 };
+		got = readv(n->tap_fd, n->rd_iov + n->rd_lo,
+			    (int)nr_iov + (n->held_len < NET_RX_GSO_FRAME));
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -292,7 +387,7 @@ net_rx_run(struct vnet *n)
 		if (got < 0 && (errno == EFAULT || errno == EINVAL ||
 				errno == EMSGSIZE)) {
 			/* Larger than the buffers: the kernel dropped it. */
-			net_count(&n->rx_dropped, 1);
+			dropped++;
 			frames++;
 			continue;
 		}
@@ -303,15 +398,29 @@ net_rx_run(struct vnet *n)
 			net_tap_unwatch(n);
 			break;
 		}
+		if ((uint64_t)got > n->held_len) {
+			/* It did not fit: lost, as on a NIC; the buffers
+			 * stay for the next one. */
+			dropped++;
+			frames++;
+			continue;
+		}
 		pushed += net_rx_complete(n, vq, (uint32_t)got);
-		net_count(&n->rx_packets, 1);
-		net_count(&n->rx_bytes, (uint64_t)got - NET_HDR_LEN);
+		packets++;
+		bytes += (uint64_t)got - NET_HDR_LEN;
 		frames++;
 		if (pushed >= NET_SIGNAL_EVERY) {
 			virtio_queue_signal(vdev, vq);
 			pushed = 0;
 		}
 	}
+	/* Once per run: atomics per frame cost more than they tell. */
+	if (packets) {
+		net_count(&n->rx_packets, packets);
+		net_count(&n->rx_bytes, bytes);
+	}
+	if (dropped)
+		net_count(&n->rx_dropped, dropped);
 	if (broken)
 		net_tap_unwatch(n);
 	/* A full budget with the TAP watched comes back through epoll. */
@@ -322,12 +431,30 @@ net_rx_run(struct vnet *n)
 
 /* --- Transmit ------------------------------------------------------- */
 
+/* Merge neighbouring iovecs in place (see rd_iov); the new count. */
+static unsigned int
+net_iov_merge(struct iovec *v, unsigned int nr)
+{
+	unsigned int i, k = 0;
+
+	for (i = 0; i < nr; i++) {
+		if (k && (uint8_t *)v[k - 1].iov_base + v[k - 1].iov_len ==
+			 v[i].iov_base) {
+			v[k - 1].iov_len += v[i].iov_len;
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	return k;
+}
+
 static void
 net_tx_run(struct vnet *n)
 {
 	struct virtio_device *vdev = &n->vdev;
 	struct virtq *vq = virtio_device_queue(vdev, NET_TX_QUEUE);
 	unsigned int frames = 0, pushed = 0;
+	uint64_t packets = 0, bytes = 0, errors = 0;
 	struct virtq_elem el;
 	ssize_t w;
 	int r;
@@ -353,20 +480,28 @@ net_tx_run(struct vnet *n)
 			break;
 		}
 		do {
-			w = writev(n->tap_fd, n->tx_iov, (int)el.nr_out);
+			w = writev(n->tap_fd, n->tx_iov,
+				   (int)net_iov_merge(n->tx_iov, el.nr_out));
 		} while (w < 0 && errno == EINTR);
 		if (w == (ssize_t)el.out_len) {
-			net_count(&n->tx_packets, 1);
-			net_count(&n->tx_bytes, el.out_len - NET_HDR_LEN);
+			packets++;
+			bytes += el.out_len - NET_HDR_LEN;
 		} else {
 			/* Refused (bad header, interface down, ...): a
 			 * NIC drops such a frame too. */
-			net_count(&n->tx_errors, 1);
+			errors++;
 		}
 		virtq_push(vq, el.head, 0);
 		if (++pushed % NET_SIGNAL_EVERY == 0)
 			virtio_queue_signal(vdev, vq);
 	}
+	/* Once per run: atomics per frame cost more than they tell. */
+	if (packets) {
+		net_count(&n->tx_packets, packets);
+		net_count(&n->tx_bytes, bytes);
+	}
+	if (errors)
+		net_count(&n->tx_errors, errors);
 	virtio_queue_signal(vdev, vq);
 }
 
@@ -403,7 +538,7 @@ net_reset(struct virtio_device *vdev)
 	/* Held buffers are forgotten, never pushed: the rings are gone.
 	 * Frames not yet read stay in the TAP for the next driver. */
 	net_tap_unwatch(n);
-	n->nr_held = n->nr_rx_iov = n->held_len = 0;
+	net_rx_clear_held(n);
 	n->mrg = n->guest_csum = false;
 	(void)ioctl(n->tap_fd, TUNSETOFFLOAD, 0UL);
 }

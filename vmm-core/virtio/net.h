@@ -31,12 +31,22 @@
  * for the largest frame it can get (65562 bytes with a GUEST_TSO feature,
  * NET_RX_MIN_FRAME otherwise), or every buffer the ring holds. Without
  * MRG_RXBUF one chain takes one frame. A frame larger than the buffers is
- * dropped by the kernel and counted (rx_dropped); the buffers are reused.
+ * dropped and counted (rx_dropped), the buffers reused: Linux's TAP
+ * copies what fits without an error, so unless the buffers take the
+ * largest frame the read has one scratch byte more, and a byte there
+ * marks the frame that did not fit.
+ * The readv gets the gathered buffers with neighbours in host memory
+ * merged into one iovec (a guest carves its buffers out of larger pages,
+ * one after the other): fewer iovecs are cheaper for the kernel.
  *
  * Transmit. Each chain (a 12-byte header, then the frame) is written with
- * one writev; a frame the TAP refuses (a bad GSO header, say) is dropped
- * and counted (tx_errors), as a NIC would. One wakeup takes at most
- * NET_BUDGET chains, then yields to the I/O thread's other work.
+ * one writev (neighbouring buffers merged the same way); a frame the TAP
+ * refuses (a bad GSO header, say) is dropped and counted (tx_errors), as
+ * a NIC would. One wakeup takes at most NET_BUDGET chains, then yields to
+ * the I/O thread's other work.
+ *
+ * Copies: none on the host. A frame is copied once, by the kernel, between
+ * guest memory and the TAP's socket buffer, each way.
  *
  * Protocol errors (NEEDS_RESET): a device-readable buffer in the receiveq,
  * a receive chain too short for the header (with MRG_RXBUF, any buffer

@@ -33,8 +33,12 @@
 #define VSOCK_RST_RING		512	/* RSTs waiting for receive buffers */
 #define VSOCK_CMD_MAX		32	/* "CONNECT 4294967295\n" fits */
 #define VSOCK_EVENTS		64	/* epoll events per wakeup */
-#define VSOCK_BUDGET		64	/* buffers per queue per wakeup */
+#define VSOCK_BUDGET		64	/* transmit chains per wakeup */
+#define VSOCK_RX_BUDGET		256	/* receive buffers per wakeup */
 #define VSOCK_SIGNAL_EVERY	16
+/* One read from a host socket takes at most this much (see vsock.h). */
+#define VSOCK_RX_BYTES		(256u << 10)
+#define VSOCK_RX_IOV		1024	/* UIO_MAXIOV */
 #define VSOCK_TAG_LISTEN	0
 
 _Static_assert(sizeof(struct virtio_vsock_hdr) == VSOCK_HDR_SIZE,
@@ -63,8 +67,15 @@ struct vsock_conn {
 	int hash_next;			/* -1 ends the chain */
 	bool hashed;
 
-	/* Guest to host: received, forwarded, and what waits between. */
+	/*
+	 * Guest to host: received, forwarded, and what waits between: first
+	 * the transmit chains kept (a FIFO of v->held entries), then the
+	 * bytes copied into buf.
+	 */
 	uint32_t rx_cnt, fwd_cnt, last_fwd_sent;
+	int held_first, held_last;	/* -1: none */
+	unsigned int nr_held;
+	uint32_t held_len;
 	uint8_t *buf;			/* ring of v->buf_alloc, or NULL */
 	uint32_t buf_head, buf_len;
 	bool shut_send;			/* guest sends no more */
@@ -87,6 +98,22 @@ struct vsock_list {
 	struct vsock_conn *head, *tail;
 };
 
+/* A transmit chain kept until its payload is written to the socket. */
+struct vsock_held {
+	uint16_t head;
+	unsigned int first, nr_iov;	/* the rest: iov[first, nr_iov) */
+	struct iovec iov[VSOCK_HOLD_IOV];
+	int next;			/* the FIFO or the free list */
+};
+
+/* A receive buffer popped and held. */
+struct vsock_rx_buf {
+	uint16_t head;
+	uint32_t len;			/* writable bytes, header included */
+	unsigned int iov_first;		/* into rx_iov */
+	unsigned int nr_iov;
+};
+
 struct vsock {
 	struct virtio_device vdev;
 	uint64_t guest_cid;
@@ -102,11 +129,20 @@ struct vsock {
 	int *hash;
 	unsigned int hash_mask;
 
-	/* Receive side, I/O thread only. */
-	bool rx_held;
-	struct virtq_elem rx_el;
-	struct iovec rx_iov[VSOCK_QUEUE_MAX];
+	/*
+	 * Receive buffers popped and not filled yet, oldest first, and
+	 * their (writable) iovecs, in the same order. I/O thread only.
+	 */
+	struct vsock_rx_buf rx_bufs[VSOCK_RX_BATCH];
+	unsigned int nr_rx_bufs;
+	unsigned int rx_iov_used;
+	struct iovec rx_iov[VSOCK_RX_IOV];
+	struct iovec rd_iov[VSOCK_RX_IOV];	/* what one readv gets */
 	struct iovec tx_iov[VSOCK_QUEUE_MAX];
+	struct vsock_held held[VSOCK_HOLD_TOTAL];
+	int held_free;			/* free list of held[] */
+	unsigned int tx_given;		/* kept chains given back, unsignalled */
+	bool closing;			/* vsock_free(): give nothing back */
 	struct virtio_vsock_hdr rst_ring[VSOCK_RST_RING];
 	unsigned int rst_head, rst_len;
 	struct vsock_list ctrl_list, ready_list;
@@ -114,7 +150,7 @@ struct vsock {
 	/* Counters: atomics. */
 	uint64_t st_conns, st_guest_connects, st_host_connects, st_refused;
 	uint64_t st_rx_bytes, st_tx_bytes, st_rst_sent, st_rst_dropped;
-	uint64_t st_credit_updates;
+	uint64_t st_credit_updates, st_tx_copied;
 };
 
 #define STAT_ADD(v, f, n) __atomic_add_fetch(&(v)->f, (n), __ATOMIC_RELAXED)
@@ -345,10 +381,46 @@ vsock_conn_alloc(struct vsock *v, int fd, enum vsock_state state)
 	c->fd = fd;
 	c->state = state;
 	c->hash_next = -1;
+	c->held_first = c->held_last = -1;
 	c->readable = true;	/* edge-triggered: look once */
 	v->nr_conns++;
 	STAT_ADD(v, st_conns, 1);
 	return c;
+}
+
+/*
+ * The oldest chain c keeps is done with: give it back to the guest (its
+ * payload written, or dropped with the connection), unless the queue is
+ * gone (device reset, vsock_free()).
+ */
+static void
+vsock_held_done(struct vsock *v, struct vsock_conn *c)
+{
+	struct virtq *vq = virtio_device_queue(&v->vdev, VSOCK_TX_QUEUE);
+	int i = c->held_first;
+	struct vsock_held *h = &v->held[i];
+
+	if (!v->closing && vsock_live(v, VSOCK_TX_QUEUE)) {
+		virtq_push(vq, h->head, 0);
+		v->tx_given++;
+	}
+	c->held_first = h->next;
+	if (c->held_first < 0)
+		c->held_last = -1;
+	c->nr_held--;
+	h->next = v->held_free;
+	v->held_free = i;
+}
+
+/* Interrupt for chains given back outside vsock_tx_run. */
+static void
+vsock_tx_signal(struct vsock *v)
+{
+	if (!v->tx_given)
+		return;
+	v->tx_given = 0;
+	virtio_queue_signal(&v->vdev,
+			    virtio_device_queue(&v->vdev, VSOCK_TX_QUEUE));
 }
 
 static void
@@ -356,6 +428,9 @@ vsock_conn_free(struct vsock *v, struct vsock_conn *c)
 {
 	if (c->state == VSC_FREE)
 		return;
+	while (c->nr_held)
+		vsock_held_done(v, c);
+	c->held_len = 0;
 	vsock_hash_remove(v, c);
 	vsock_ctrl_del(v, c);
 	vsock_ready_del(v, c);
@@ -444,15 +519,84 @@ vsock_update_ready(struct vsock *v, struct vsock_conn *c)
 		vsock_ready_del(v, c);
 }
 
-/* Put h into the held receive buffer and give it back. */
+/*
+ * Hold one more receive buffer (at the back). 1 when one was added; 0
+ * when the ring is empty or no more fit; -EIO when the queue is broken
+ * or the buffer breaks the rules (the device is then in NEEDS_RESET).
+ */
+static int
+vsock_rx_hold(struct vsock *v, struct virtq *vq)
+{
+	struct vsock_rx_buf *b;
+	struct virtq_elem el;
+	int r;
+
+	/* A chain has at most a queue's worth of buffers. */
+	if (v->nr_rx_bufs == VSOCK_RX_BATCH ||
+	    v->rx_iov_used + VSOCK_QUEUE_MAX > VSOCK_RX_IOV)
+		return 0;
+	r = virtq_pop(vq, v->rx_iov + v->rx_iov_used, VSOCK_QUEUE_MAX, &el);
+	if (r <= 0)
+		return r;
+	if (el.out_len || el.in_len < VSOCK_HDR_SIZE) {
+		virtio_device_needs_reset(&v->vdev, "receive buffer at head %u: "
+					  "%u readable, %u writable bytes",
+					  el.head, el.out_len, el.in_len);
+		return -EIO;
+	}
+	b = &v->rx_bufs[v->nr_rx_bufs++];
+	b->head = el.head;
+	b->len = el.in_len;
+	b->iov_first = v->rx_iov_used;
+	b->nr_iov = el.nr_in;
+	v->rx_iov_used += el.nr_in;
+	return 1;
+}
+
+/* The first k held buffers were given back: forget them. */
+static void
+vsock_rx_drop(struct vsock *v, unsigned int k)
+{
+	unsigned int i, first;
+
+	if (k == v->nr_rx_bufs) {
+		v->nr_rx_bufs = v->rx_iov_used = 0;
+		return;
+	}
+	first = v->rx_bufs[k].iov_first;
+	memmove(v->rx_iov, v->rx_iov + first,
+		(v->rx_iov_used - first) * sizeof(v->rx_iov[0]));
+	v->rx_iov_used -= first;
+	memmove(v->rx_bufs, v->rx_bufs + k,
+		(v->nr_rx_bufs - k) * sizeof(v->rx_bufs[0]));
+	v->nr_rx_bufs -= k;
+	for (i = 0; i < v->nr_rx_bufs; i++)
+		v->rx_bufs[i].iov_first -= first;
+}
+
+/* Put h into held buffer i and give it back with payload bytes. */
+static void
+vsock_rx_fill(struct vsock *v, struct virtq *vq, unsigned int i,
+	      const struct virtio_vsock_hdr *h, uint32_t payload)
+{
+	struct vsock_rx_buf *b = &v->rx_bufs[i];
+	struct iovec *first = &v->rx_iov[b->iov_first];
+
+	/* Usually the header has a descriptor of its own (Linux's). */
+	if (first->iov_len >= sizeof(*h))
+		memcpy(first->iov_base, h, sizeof(*h));
+	else
+		iov_copy_in(first, b->nr_iov, h, sizeof(*h));
+	virtq_push(vq, b->head, (uint32_t)sizeof(*h) + payload);
+}
+
+/* Put h into the oldest held buffer and give it back. */
 static void
 vsock_rx_push(struct vsock *v, struct virtq *vq,
 	      const struct virtio_vsock_hdr *h, uint32_t payload)
 {
-	iov_copy_in(v->rx_iov + v->rx_el.nr_out, v->rx_el.nr_in, h,
-		    sizeof(*h));
-	virtq_push(vq, v->rx_el.head, (uint32_t)sizeof(*h) + payload);
-	v->rx_held = false;
+	vsock_rx_fill(v, vq, 0, h, payload);
+	vsock_rx_drop(v, 1);
 }
 
 /* Pending control packet of c into the held buffer. */
@@ -518,34 +662,77 @@ vsock_fd_hup(int fd)
 }
 
 /*
- * Read from c's socket into the held buffer as an RW packet. True when a
- * packet went to the guest (or c was reset, which queued one).
+ * Read from c's socket into held buffers, each an RW packet: as many
+ * buffers as the guest's credit and VSOCK_RX_BYTES allow (holding more
+ * while the budget *pops lasts), one readv for all of them. True when
+ * packets went to the guest (or c was reset, which queued one).
  */
 static bool
-vsock_rx_data(struct vsock *v, struct virtq *vq, struct vsock_conn *c)
+vsock_rx_data(struct vsock *v, struct virtq *vq, struct vsock_conn *c,
+	      unsigned int *pops)
 {
-	struct iovec sl[VSOCK_QUEUE_MAX];
 	struct virtio_vsock_hdr h;
-	size_t room = v->rx_el.in_len - VSOCK_HDR_SIZE;
-	uint32_t credit = vsock_peer_credit(c);
-	unsigned int n;
+	uint32_t want = vsock_peer_credit(c), take[VSOCK_RX_BATCH];
+	uint32_t room, held = 0, left, k;
+	unsigned int i, nb, n = 0;
 	ssize_t got;
+	int r;
 
-	if (room == 0) {
+	if (v->rx_bufs[0].len == VSOCK_HDR_SIZE) {
 		/* A header-only buffer cannot carry data: give it back
 		 * empty (the driver drops it) rather than stall. */
-		virtq_push(vq, v->rx_el.head, 0);
-		v->rx_held = false;
+		virtq_push(vq, v->rx_bufs[0].head, 0);
+		vsock_rx_drop(v, 1);
 		return true;
 	}
-	if (room > credit)
-		room = credit;
-	if (room > VSOCK_MAX_PKT)
-		room = VSOCK_MAX_PKT;
-	n = iov_slice(v->rx_iov + v->rx_el.nr_out, v->rx_el.nr_in,
-		      VSOCK_HDR_SIZE, room, sl, VSOCK_QUEUE_MAX);
+	if (want > VSOCK_RX_BYTES)
+		want = VSOCK_RX_BYTES;
+	/* The payload room of the held buffers, up to one without any. */
+	for (nb = 0; nb < v->nr_rx_bufs && held < want; nb++) {
+		room = v->rx_bufs[nb].len - VSOCK_HDR_SIZE;
+		if (!room)
+			break;
+		held += room;
+	}
+	while (held < want && nb == v->nr_rx_bufs &&
+	       *pops < VSOCK_RX_BUDGET) {
+		r = vsock_rx_hold(v, vq);
+		if (r < 0)
+			return false;
+		if (r == 0)
+			break;
+		(*pops)++;
+		room = v->rx_bufs[nb].len - VSOCK_HDR_SIZE;
+		if (!room)
+			break;
+		held += room;
+		nb++;
+	}
+	/* Slices after each header, neighbours merged (see net.c). */
+	left = want;
+	for (i = 0; i < nb && left; i++) {
+		struct vsock_rx_buf *b = &v->rx_bufs[i];
+		struct iovec sl[VSOCK_QUEUE_MAX];
+		unsigned int m, j;
+
+		room = b->len - VSOCK_HDR_SIZE;
+		if (room > VSOCK_MAX_PKT)
+			room = VSOCK_MAX_PKT;
+		take[i] = room < left ? room : left;
+		left -= take[i];
+		m = iov_slice(v->rx_iov + b->iov_first, b->nr_iov,
+			      VSOCK_HDR_SIZE, take[i], sl, VSOCK_QUEUE_MAX);
+		for (j = 0; j < m; j++) {
+			if (n && (uint8_t *)v->rd_iov[n - 1].iov_base +
+				 v->rd_iov[n - 1].iov_len == sl[j].iov_base)
+				v->rd_iov[n - 1].iov_len += sl[j].iov_len;
+			else
+				v->rd_iov[n++] = sl[j];
+		}
+	}
+	nb = i;
 	do {
-		got = readv(c->fd, sl, (int)n);
+		got = readv(c->fd, v->rd_iov, (int)n);
 	} while (got < 0 && errno == EINTR);
 	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		c->readable = false;
@@ -560,13 +747,18 @@ vsock_rx_data(struct vsock *v, struct virtq *vq, struct vsock_conn *c)
 		vsock_host_eof(v, c, vsock_fd_hup(c->fd));
 		return false;
 	}
-	vsock_hdr_fill(v, &h, c->local_port, c->peer_port,
-		       VIRTIO_VSOCK_OP_RW);
+	left = (uint32_t)got;
+	vsock_hdr_fill(v, &h, c->local_port, c->peer_port, VIRTIO_VSOCK_OP_RW);
 	vsock_hdr_credit(v, c, &h);
-	h.len = htole32((uint32_t)got);
+	for (i = 0; i < nb && left; i++) {
+		k = take[i] < left ? take[i] : left;
+		h.len = htole32(k);
+		vsock_rx_fill(v, vq, i, &h, k);
+		left -= k;
+	}
+	vsock_rx_drop(v, i);
 	c->tx_cnt += (uint32_t)got;
 	STAT_ADD(v, st_rx_bytes, (uint64_t)got);
-	vsock_rx_push(v, vq, &h, (uint32_t)got);
 	/* Round robin: to the back of the list, if still ready. */
 	vsock_ready_del(v, c);
 	vsock_update_ready(v, c);
@@ -584,33 +776,22 @@ vsock_rx_run(struct vsock *v)
 {
 	struct virtio_device *vdev = &v->vdev;
 	struct virtq *vq = virtio_device_queue(vdev, VSOCK_RX_QUEUE);
-	unsigned int n = 0, pushed = 0;
+	unsigned int pops = 0, pushed, last = vq->used_idx;
 	struct vsock_conn *c;
 	int r;
 
 	if (!vsock_live(v, VSOCK_RX_QUEUE))
 		return;
 	while (vsock_rx_pending(v)) {
-		if (!v->rx_held) {
-			if (n == VSOCK_BUDGET) {
+		if (!v->nr_rx_bufs) {
+			if (pops >= VSOCK_RX_BUDGET) {
 				virtio_queue_yield(vdev, VSOCK_RX_QUEUE);
 				break;
 			}
-			r = virtq_pop(vq, v->rx_iov, VSOCK_QUEUE_MAX,
-				      &v->rx_el);
+			r = vsock_rx_hold(v, vq);
 			if (r <= 0)
 				break;	/* the guest's kick brings us back */
-			n++;
-			if (v->rx_el.out_len ||
-			    v->rx_el.in_len < VSOCK_HDR_SIZE) {
-				virtio_device_needs_reset(vdev,
-					"receive buffer at head %u: %u "
-					"readable, %u writable bytes",
-					v->rx_el.head, v->rx_el.out_len,
-					v->rx_el.in_len);
-				return;
-			}
-			v->rx_held = true;
+			pops++;
 		}
 		if (v->rst_len) {
 			vsock_rx_push(v, vq, &v->rst_ring[v->rst_head], 0);
@@ -620,52 +801,134 @@ vsock_rx_run(struct vsock *v)
 			vsock_rx_ctrl(v, vq, c);
 		} else {
 			c = v->ready_list.head;
-			if (!vsock_rx_data(v, vq, c))
+			if (!vsock_rx_data(v, vq, c, &pops)) {
+				if (virtio_device_status(vdev) &
+				    VIRTIO_CONFIG_S_NEEDS_RESET)
+					return;
 				continue;
+			}
 		}
-		if (++pushed % VSOCK_SIGNAL_EVERY == 0)
+		pushed = (uint16_t)(vq->used_idx - last);
+		if (pushed >= VSOCK_SIGNAL_EVERY) {
 			virtio_queue_signal(vdev, vq);
+			last = vq->used_idx;
+		}
 	}
-	if (pushed)
-		virtio_queue_signal(vdev, vq);
+	virtio_queue_signal(vdev, vq);
 }
 
 /* --- Guest to host -------------------------------------------------- */
 
-/* Bytes of c's buffer written to the socket: 0, or -1 when c was reset. */
+/* Bytes of guest payload waiting for c's socket. */
+static uint32_t
+vsock_pending(const struct vsock_conn *c)
+{
+	return c->held_len + c->buf_len;
+}
+
+/*
+ * Write what waits for c's socket, kept chains first (given back as they
+ * are written), then the buffer; as much as the socket takes. 0, or -1
+ * when c was reset.
+ */
 static int
 vsock_flush(struct vsock *v, struct vsock_conn *c)
 {
-	struct iovec iov[2];
-	uint32_t first;
+	struct iovec iov[VSOCK_HOLD_MAX * VSOCK_HOLD_IOV + 2];
+	struct vsock_held *h;
+	uint32_t first, left;
+	unsigned int k, j;
 	ssize_t n;
-	int k;
+	int i;
 
-	while (c->buf_len) {
-		first = v->buf_alloc - c->buf_head;
-		if (first > c->buf_len)
-			first = c->buf_len;
-		iov[0].iov_base = c->buf + c->buf_head;
-		iov[0].iov_len = first;
-		iov[1].iov_base = c->buf;
-		iov[1].iov_len = c->buf_len - first;
-		k = iov[1].iov_len ? 2 : 1;
+	while (vsock_pending(c)) {
+		k = 0;
+		for (i = c->held_first; i >= 0; i = v->held[i].next) {
+			h = &v->held[i];
+			for (j = h->first; j < h->nr_iov; j++)
+				iov[k++] = h->iov[j];
+		}
+		if (c->buf_len) {
+			first = v->buf_alloc - c->buf_head;
+			if (first > c->buf_len)
+				first = c->buf_len;
+			iov[k].iov_base = c->buf + c->buf_head;
+			iov[k++].iov_len = first;
+			if (c->buf_len > first) {
+				iov[k].iov_base = c->buf;
+				iov[k++].iov_len = c->buf_len - first;
+			}
+		}
 		n = sendmsg(c->fd, &(struct msghdr){ .msg_iov = iov,
-						     .msg_iovlen = (size_t)k },
+						     .msg_iovlen = k },
 			    MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
+			break;
 		if (n <= 0) {
 			vsock_conn_reset(v, c);
+			vsock_tx_signal(v);
 			return -1;
 		}
-		c->buf_head = (c->buf_head + (uint32_t)n) % v->buf_alloc;
-		c->buf_len -= (uint32_t)n;
 		c->fwd_cnt += (uint32_t)n;
+		left = (uint32_t)n;
+		while (left && c->nr_held) {
+			h = &v->held[c->held_first];
+			while (left && h->first < h->nr_iov) {
+				struct iovec *e = &h->iov[h->first];
+
+				if (left < e->iov_len) {
+					e->iov_base = (uint8_t *)e->iov_base +
+						      left;
+					e->iov_len -= left;
+					c->held_len -= left;
+					left = 0;
+					break;
+				}
+				left -= (uint32_t)e->iov_len;
+				c->held_len -= (uint32_t)e->iov_len;
+				h->first++;
+			}
+			if (h->first == h->nr_iov)
+				vsock_held_done(v, c);
+		}
+		c->buf_head = (c->buf_head + left) % v->buf_alloc;
+		c->buf_len -= left;
 	}
+	vsock_tx_signal(v);
 	return 0;
+}
+
+/*
+ * Keep the chain head, whose unwritten payload is sl[0, n) (len bytes),
+ * for c's socket. False when it cannot be kept (limits): copy instead.
+ */
+static bool
+vsock_hold(struct vsock *v, struct vsock_conn *c, uint16_t head,
+	   const struct iovec *sl, unsigned int n, uint32_t len)
+{
+	struct vsock_held *h;
+	int i = v->held_free;
+
+	if (i < 0 || c->nr_held == VSOCK_HOLD_MAX || n > VSOCK_HOLD_IOV ||
+	    c->buf_len)
+		return false;
+	h = &v->held[i];
+	v->held_free = h->next;
+	h->head = head;
+	h->first = 0;
+	h->nr_iov = n;
+	memcpy(h->iov, sl, n * sizeof(*sl));
+	h->next = -1;
+	if (c->held_last >= 0)
+		v->held[c->held_last].next = i;
+	else
+		c->held_first = i;
+	c->held_last = i;
+	c->nr_held++;
+	c->held_len += len;
+	return true;
 }
 
 /*
@@ -675,7 +938,7 @@ vsock_flush(struct vsock *v, struct vsock_conn *c)
 static void
 vsock_after_tx(struct vsock *v, struct vsock_conn *c)
 {
-	if (c->state != VSC_ESTABLISHED || c->buf_len)
+	if (c->state != VSC_ESTABLISHED || vsock_pending(c))
 		goto credit;
 	if (c->shut_send && (c->shut_rcv || c->host_eof)) {
 		/* Both ways shut and all delivered: close, answer RST. */
@@ -691,29 +954,33 @@ credit:
 	    c->fwd_cnt != c->last_fwd_sent &&
 	    c->rx_cnt - c->last_fwd_sent >= v->buf_alloc / 2 &&
 	    (c->fwd_cnt - c->last_fwd_sent >= v->buf_alloc / 4 ||
-	     !c->buf_len))
+	     !vsock_pending(c)))
 		vsock_ctrl_add(v, c, CTRL_CREDIT);
 }
 
-/* Payload of an RW packet (at off in the chain) to c's socket. */
-static void
+/*
+ * Payload of an RW packet (after the header in the chain head) to c's
+ * socket: written now, or kept waiting in the chain (true: the chain is
+ * c's now, given back once written), or copied when it cannot be kept.
+ */
+static bool
 vsock_tx_rw(struct vsock *v, struct vsock_conn *c, const struct iovec *iov,
-	    unsigned int niov, uint32_t len)
+	    unsigned int niov, uint32_t len, uint16_t head)
 {
 	struct iovec sl[VSOCK_QUEUE_MAX];
-	unsigned int n;
+	unsigned int n, skip = 0;
 	ssize_t w = 0;
 	uint32_t rest, tail, first;
 
-	if (c->buf_len + (uint64_t)len > v->buf_alloc) {
+	if (vsock_pending(c) + (uint64_t)len > v->buf_alloc) {
 		/* More than the credit we gave: the spec's driver rule. */
 		vsock_conn_reset(v, c);
-		return;
+		return false;
 	}
 	c->rx_cnt += len;
 	STAT_ADD(v, st_tx_bytes, len);
 	n = iov_slice(iov, niov, VSOCK_HDR_SIZE, len, sl, VSOCK_QUEUE_MAX);
-	if (!c->buf_len) {
+	if (!vsock_pending(c)) {
 		do {
 			w = sendmsg(c->fd, &(struct msghdr){
 					.msg_iov = sl, .msg_iovlen = n },
@@ -721,7 +988,7 @@ vsock_tx_rw(struct vsock *v, struct vsock_conn *c, const struct iovec *iov,
 		} while (w < 0 && errno == EINTR);
 		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 			vsock_conn_reset(v, c);
-			return;
+			return false;
 		}
 		if (w < 0)
 			w = 0;
@@ -729,16 +996,23 @@ vsock_tx_rw(struct vsock *v, struct vsock_conn *c, const struct iovec *iov,
 	}
 	rest = len - (uint32_t)w;
 	if (!rest)
-		return;
+		return false;
+	/* The socket is full: what it did not take stays in the chain. */
+	for (first = (uint32_t)w; first >= sl[skip].iov_len; skip++)
+		first -= (uint32_t)sl[skip].iov_len;
+	sl[skip].iov_base = (uint8_t *)sl[skip].iov_base + first;
+	sl[skip].iov_len -= first;
+	if (vsock_hold(v, c, head, sl + skip, n - skip, rest))
+		return true;
 	if (!c->buf) {
 		c->buf = malloc(v->buf_alloc);
 		if (!c->buf) {
 			vsock_conn_reset(v, c);
-			return;
+			return false;
 		}
 		c->buf_head = 0;
 	}
-	/* The socket is full: keep the rest, within the credit. */
+	/* Or a copy, within the credit. */
 	tail = (c->buf_head + c->buf_len) % v->buf_alloc;
 	first = v->buf_alloc - tail;
 	if (first > rest)
@@ -748,6 +1022,8 @@ vsock_tx_rw(struct vsock *v, struct vsock_conn *c, const struct iovec *iov,
 	iov_copy_out(iov, niov, VSOCK_HDR_SIZE + (size_t)w + first, c->buf,
 		     rest - first);
 	c->buf_len += rest;
+	STAT_ADD(v, st_tx_copied, rest);
+	return false;
 }
 
 /* Host-initiated c was accepted by the guest: tell the host process. */
@@ -814,15 +1090,20 @@ refuse:
 	vsock_rst_queue(v, dst, src);
 }
 
-/* One well-formed packet from the guest (header checked for length). */
-static void
+/*
+ * One well-formed packet from the guest (header checked for length), in
+ * the chain head. True when a connection kept the chain (it gives it back
+ * itself, see vsock_tx_rw); false: give it back now.
+ */
+static bool
 vsock_tx_packet(struct vsock *v, const struct virtio_vsock_hdr *h,
-		const struct iovec *iov, unsigned int niov)
+		const struct iovec *iov, unsigned int niov, uint16_t head)
 {
 	uint16_t op = le16toh(h->op);
 	uint32_t src = le32toh(h->src_port), dst = le32toh(h->dst_port);
 	uint32_t len = le32toh(h->len), flags = le32toh(h->flags);
 	struct vsock_conn *c;
+	bool kept = false;
 
 	if (le64toh(h->src_cid) != v->guest_cid ||
 	    le64toh(h->dst_cid) != VSOCK_HOST_CID ||
@@ -830,27 +1111,27 @@ vsock_tx_packet(struct vsock *v, const struct virtio_vsock_hdr *h,
 	    (op != VIRTIO_VSOCK_OP_RW && len)) {
 		if (op != VIRTIO_VSOCK_OP_RST)
 			vsock_rst_queue(v, dst, src);
-		return;
+		return false;
 	}
 	c = vsock_lookup(v, dst, src);
 	if (op == VIRTIO_VSOCK_OP_REQUEST) {
 		if (c) {
 			/* The guest reused a live pair: both are wrong. */
 			vsock_conn_reset(v, c);
-			return;
+			return false;
 		}
 		vsock_guest_connect(v, dst, src, h);
-		return;
+		return false;
 	}
 	if (!c) {
 		if (op != VIRTIO_VSOCK_OP_RST)
 			vsock_rst_queue(v, dst, src);
-		return;
+		return false;
 	}
 	if (op == VIRTIO_VSOCK_OP_RST) {
 		/* Never answered; the host socket just closes. */
 		vsock_conn_free(v, c);
-		return;
+		return false;
 	}
 	c->peer_buf_alloc = le32toh(h->buf_alloc);
 	c->peer_fwd_cnt = le32toh(h->fwd_cnt);
@@ -858,33 +1139,33 @@ vsock_tx_packet(struct vsock *v, const struct virtio_vsock_hdr *h,
 	case VIRTIO_VSOCK_OP_RESPONSE:
 		if (c->state != VSC_CONNECTING || (c->ctrl & CTRL_REQUEST)) {
 			vsock_conn_reset(v, c);
-			return;
+			return false;
 		}
 		vsock_host_ok(v, c);
-		return;
+		return false;
 	case VIRTIO_VSOCK_OP_RW:
 		if (c->state == VSC_CLOSING) {
 			/* Sent before it saw our SHUTDOWN: nowhere to go. */
 			c->rx_cnt += len;
 			c->fwd_cnt += len;
-			return;
+			return false;
 		}
 		if (c->state != VSC_ESTABLISHED || c->shut_send) {
 			vsock_conn_reset(v, c);
-			return;
+			return false;
 		}
-		vsock_tx_rw(v, c, iov, niov, len);
+		kept = vsock_tx_rw(v, c, iov, niov, len, head);
 		if (c->state == VSC_FREE)
-			return;
+			return kept;
 		break;
 	case VIRTIO_VSOCK_OP_SHUTDOWN:
 		if (c->state == VSC_CLOSING) {
 			vsock_conn_reset(v, c);
-			return;
+			return false;
 		}
 		if (c->state != VSC_ESTABLISHED) {
 			vsock_conn_reset(v, c);
-			return;
+			return false;
 		}
 		if ((flags & VIRTIO_VSOCK_SHUTDOWN_RCV) && !c->shut_rcv) {
 			c->shut_rcv = true;
@@ -901,14 +1182,15 @@ vsock_tx_packet(struct vsock *v, const struct virtio_vsock_hdr *h,
 		break;
 	default:
 		vsock_conn_reset(v, c);
-		return;
+		return false;
 	}
 	if (c->state == VSC_ESTABLISHED) {
 		vsock_after_tx(v, c);
 		if (c->state == VSC_FREE)
-			return;
+			return kept;
 	}
 	vsock_update_ready(v, c);
+	return kept;
 }
 
 static void
@@ -946,13 +1228,14 @@ vsock_tx_run(struct vsock *v)
 				el.out_len - VSOCK_HDR_SIZE);
 			break;
 		}
-		vsock_tx_packet(v, &h, v->tx_iov, el.nr_out);
-		virtq_push(vq, el.head, 0);
+		if (!vsock_tx_packet(v, &h, v->tx_iov, el.nr_out, el.head))
+			virtq_push(vq, el.head, 0);
 		if (++pushed % VSOCK_SIGNAL_EVERY == 0)
 			virtio_queue_signal(vdev, vq);
 	}
-	if (pushed)
-		virtio_queue_signal(vdev, vq);
+	/* Chains given back by connections (closed, flushed) count too. */
+	v->tx_given = 0;
+	virtio_queue_signal(vdev, vq);
 }
 
 /* --- Host sockets --------------------------------------------------- */
@@ -1040,7 +1323,7 @@ static void
 vsock_conn_event(struct vsock *v, struct vsock_conn *c, uint32_t ev)
 {
 	if (ev & EPOLLOUT) {
-		if (c->buf_len && c->state == VSC_ESTABLISHED) {
+		if (vsock_pending(c) && c->state == VSC_ESTABLISHED) {
 			if (vsock_flush(v, c) < 0)
 				return;
 			vsock_after_tx(v, c);
@@ -1096,6 +1379,8 @@ vsock_ep_event(struct virtio_device *vdev, int fd, uint32_t events,
 			vsock_conn_event(v, c, evs[i].events);
 	}
 	vsock_rx_run(v);
+	/* Kept transmit chains that closed connections gave back. */
+	vsock_tx_signal(v);
 }
 
 /* --- The device ----------------------------------------------------- */
@@ -1110,6 +1395,7 @@ vsock_queue_notify(struct virtio_device *vdev, struct virtq *vq)
 	/* The event queue's buffers stay posted: there is nothing to say.
 	 * Every kick may have freed rx work (tx replies, new buffers). */
 	vsock_rx_run(v);
+	vsock_tx_signal(v);
 }
 
 static void
@@ -1121,7 +1407,8 @@ vsock_reset(struct virtio_device *vdev)
 	/* The guest's sockets are gone with its driver: so are ours. */
 	for (i = 0; i < v->max_conns; i++)
 		vsock_conn_free(v, &v->conns[i]);
-	v->rx_held = false;
+	v->nr_rx_bufs = v->rx_iov_used = 0;
+	v->tx_given = 0;
 	v->rst_head = v->rst_len = 0;
 }
 
@@ -1238,6 +1525,9 @@ vsock_new(const struct guest_mem *mem, const struct vsock_options *o,
 	}
 	for (i = 0; i < hs; i++)
 		v->hash[i] = -1;
+	for (i = 0; i < VSOCK_HOLD_TOTAL; i++)
+		v->held[i].next = i + 1 < VSOCK_HOLD_TOTAL ? (int)i + 1 : -1;
+	v->held_free = 0;
 	v->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (v->ep_fd < 0) {
 		e = -errno;
@@ -1291,6 +1581,7 @@ vsock_free(struct vsock *v)
 	if (!v)
 		return;
 	virtio_device_destroy(&v->vdev);
+	v->closing = true;
 	if (v->conns)
 		for (i = 0; i < v->max_conns; i++)
 			vsock_conn_free(v, &v->conns[i]);
@@ -1319,5 +1610,6 @@ vsock_get_stats(struct vsock *v, struct vsock_stats *ret)
 	ret->rst_sent = LD(st_rst_sent);
 	ret->rst_dropped = LD(st_rst_dropped);
 	ret->credit_updates = LD(st_credit_updates);
+	ret->tx_copied = LD(st_tx_copied);
 #undef LD
 }

@@ -26,9 +26,21 @@
  * credit, and on CREDIT_REQUEST. Towards the guest the device never has
  * more than the guest's buf_alloc - (tx_cnt - fwd_cnt) bytes outstanding:
  * a connection without credit is not read until a packet from the guest
- * brings some. Host sockets are read straight into the guest's receive
- * buffers and guest payload is written straight from guest memory, so a
- * byte is copied once (twice only when the host socket is full).
+ * brings some.
+ *
+ * Copies. Host sockets are read straight into the guest's receive
+ * buffers, and guest payload is written straight from guest memory: a
+ * byte is copied once, by the kernel. One read fills up to
+ * VSOCK_RX_BATCH receive buffers (each its own RW packet, the guest's
+ * credit permitting): a guest's buffers are small (Linux posts 4 KiB) and
+ * a system call per buffer would cost more than the copy. Payload that a
+ * full host socket cannot take yet stays in the guest's transmit buffer:
+ * the chain is given back once its payload is written (used entries come
+ * back out of order then). A connection keeps at most VSOCK_HOLD_MAX
+ * chains and all of them VSOCK_HOLD_TOTAL (a quarter of the queue), so
+ * that a slow host reader cannot take the guest's transmit queue; beyond
+ * that the payload is copied into the connection's buffer (counted in
+ * tx_copied), in order behind the chains kept.
  *
  * Shutdown and reset. A guest RST closes the host socket. A guest SHUTDOWN
  * shuts the host socket down the same ways (SEND after the buffered bytes
@@ -67,6 +79,11 @@
 #define VSOCK_HDR_SIZE		44	/* struct virtio_vsock_hdr */
 #define VSOCK_MAX_PKT		65536	/* payload bytes per packet we send */
 #define VSOCK_HOST_PORT_BASE	(1u << 30)	/* ports for host connects */
+
+#define VSOCK_RX_BATCH		64	/* receive buffers one read fills */
+#define VSOCK_HOLD_MAX		16	/* transmit chains a connection keeps */
+#define VSOCK_HOLD_TOTAL	64	/* and all connections together */
+#define VSOCK_HOLD_IOV		4	/* payload pieces of a chain kept */
 
 #define VSOCK_MAX_CONNS_DEFAULT	256
 #define VSOCK_BUF_ALLOC_DEFAULT	(256u << 10)
@@ -114,6 +131,8 @@ struct vsock_stats {
 	uint64_t rst_sent;		/* RSTs queued for the guest */
 	uint64_t rst_dropped;		/* of those, dropped: queue full */
 	uint64_t credit_updates;	/* CREDIT_UPDATEs sent */
+	uint64_t tx_copied;		/* payload copied: socket full and
+					 * the chain could not be kept */
 };
 
 /* A snapshot of the counters. Any thread. */
