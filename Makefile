@@ -199,7 +199,7 @@ test: deps-test test-build guest
 test-unit: test-build
 	$(Q)BUILD=$(BUILD) TESTS_ONLY_UNIT=1 tests/run.sh
 
-demo: all guest
+demo: all guest $(TEST_GUESTS)
 	$(Q)scripts/demo.sh $(BUILD)
 
 bench: deps-bench all guest $(TEST_GUESTS)
