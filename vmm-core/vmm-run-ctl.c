@@ -55,11 +55,18 @@ struct vmm_ctl {
 	unsigned int nr_clients;
 };
 
+/* One request, as a handler sees it. */
+struct ctl_call {
+	struct vmm_ctl *c;
+	struct ctl_client *cl;
+	json_t *params;		/* checked against the method's list */
+	char *err;		/* a message naming the problem, on errors */
+	size_t errlen;
+};
+
 /* A handler fills *ret_result (a new reference) or returns a negative
- * errno with a message naming the problem in err. */
-typedef int (*ctl_handler)(struct vmm_ctl *c, struct ctl_client *cl,
-			   json_t *params, json_t **ret_result, char *err,
-			   size_t errlen);
+ * errno with a message in call->err. */
+typedef int (*ctl_handler)(struct ctl_call *call, json_t **ret_result);
 
 static const char *
 ctl_state(struct vmm *m)
@@ -100,16 +107,11 @@ ctl_check_params(json_t *params, const char *const *allowed, char *err,
 static const char *const no_params[] = { NULL };
 
 static int
-ctl_vm_info(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-	    json_t **ret, char *err, size_t errlen)
+ctl_vm_info(struct ctl_call *call, json_t **ret)
 {
+	struct vmm_ctl *c = call->c;
 	struct vmm *m = c->m;
-	int r;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	*ret = json_pack("{s:s, s:i, s:s, s:i, s:I, s:I, s:b, s:s?}",
 			 "name", m->opt.name ? m->opt.name : "",
 			 "pid", (int)getpid(),
@@ -188,19 +190,14 @@ ctl_vcpu_stats(struct vmm *m)
 }
 
 static int
-ctl_vm_stats(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-	     json_t **ret, char *err, size_t errlen)
+ctl_vm_stats(struct ctl_call *call, json_t **ret)
 {
+	struct vmm_ctl *c = call->c;
 	struct vmm *m = c->m;
 	json_t *res, *disks, *nics;
 	struct timespec ts;
 	unsigned int i;
-	int r;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	disks = json_array();
 	nics = json_array();
@@ -265,15 +262,13 @@ ctl_vm_stats(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 static void ctl_broadcast_state(struct vmm_ctl *c, const char *state);
 
 static int
-ctl_vm_pause(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-	     json_t **ret, char *err, size_t errlen)
+ctl_vm_pause(struct ctl_call *call, json_t **ret)
 {
+	struct vmm_ctl *c = call->c;
+	char *err = call->err;
+	size_t errlen = call->errlen;
 	int r;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	if (vm_is_paused(c->m->vm)) {
 		snprintf(err, errlen, "the VM is already paused");
 		return -EALREADY;
@@ -289,15 +284,12 @@ ctl_vm_pause(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 }
 
 static int
-ctl_vm_resume(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-	      json_t **ret, char *err, size_t errlen)
+ctl_vm_resume(struct ctl_call *call, json_t **ret)
 {
-	int r;
+	struct vmm_ctl *c = call->c;
+	char *err = call->err;
+	size_t errlen = call->errlen;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	if (!vm_is_paused(c->m->vm)) {
 		snprintf(err, errlen, "the VM is not paused");
 		return -EALREADY;
@@ -310,15 +302,12 @@ ctl_vm_resume(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 
 /* The ACPI power button: a guest that listens shuts down by itself. */
 static int
-ctl_vm_powerdown(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-		 json_t **ret, char *err, size_t errlen)
+ctl_vm_powerdown(struct ctl_call *call, json_t **ret)
 {
-	int r;
+	struct vmm_ctl *c = call->c;
+	char *err = call->err;
+	size_t errlen = call->errlen;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	if (!c->m->pm) {
 		snprintf(err, errlen, "this VM has no ACPI power button");
 		return -ENOENT;
@@ -335,15 +324,10 @@ ctl_vm_powerdown(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 
 /* Stop now, as SIGTERM would (exit status 143). */
 static int
-ctl_vm_quit(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-	    json_t **ret, char *err, size_t errlen)
+ctl_vm_quit(struct ctl_call *call, json_t **ret)
 {
-	int r;
+	struct vmm_ctl *c = call->c;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	c->m->signo = SIGTERM;
 	vm_request_stop(c->m->vm, VM_STOP_SIGNAL, "vm.quit on the control "
 			"socket");
@@ -383,15 +367,12 @@ ctl_balloon_info_obj(struct vmm *m, json_t **ret)
 }
 
 static int
-ctl_balloon_info(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-		 json_t **ret, char *err, size_t errlen)
+ctl_balloon_info(struct ctl_call *call, json_t **ret)
 {
-	int r;
+	struct vmm_ctl *c = call->c;
+	char *err = call->err;
+	size_t errlen = call->errlen;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	if (!c->m->balloon) {
 		snprintf(err, errlen, "this VM has no balloon (--balloon)");
 		return -ENOENT;
@@ -403,18 +384,16 @@ ctl_balloon_info(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 
 /* params.target: the guest memory to leave the guest, a size or bytes. */
 static int
-ctl_balloon_set(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-		json_t **ret, char *err, size_t errlen)
+ctl_balloon_set(struct ctl_call *call, json_t **ret)
 {
-	static const char *const allowed[] = { "target", NULL };
+	struct vmm_ctl *c = call->c;
+	json_t *params = call->params;
+	char *err = call->err;
+	size_t errlen = call->errlen;
 	json_t *t;
 	uint64_t bytes;
 	int r;
 
-	(void)cl;
-	r = ctl_check_params(params, allowed, err, errlen);
-	if (r < 0)
-		return r;
 	if (!c->m->balloon) {
 		snprintf(err, errlen, "this VM has no balloon (--balloon)");
 		return -ENOENT;
@@ -449,9 +428,11 @@ ctl_balloon_set(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 
 /* The console history, base64 (the guest's bytes need not be UTF-8). */
 static int
-ctl_console_history(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-		    json_t **ret, char *err, size_t errlen)
+ctl_console_history(struct ctl_call *call, json_t **ret)
 {
+	struct vmm_ctl *c = call->c;
+	char *err = call->err;
+	size_t errlen = call->errlen;
 	static const char b64[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	uint8_t *buf;
@@ -459,10 +440,6 @@ ctl_console_history(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 	char *out;
 	int r;
 
-	(void)cl;
-	r = ctl_check_params(params, no_params, err, errlen);
-	if (r < 0)
-		return r;
 	if (!c->m->hub) {
 		snprintf(err, errlen, "this VM has no console socket "
 			 "(--console-socket)");
@@ -502,13 +479,10 @@ ctl_console_history(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 }
 
 static int
-ctl_events_subscribe(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
-		     json_t **ret, char *err, size_t errlen)
+ctl_events_subscribe(struct ctl_call *call, json_t **ret)
 {
-	int r = ctl_check_params(params, no_params, err, errlen);
-
-	if (r < 0)
-		return r;
+	struct vmm_ctl *c = call->c;
+	struct ctl_client *cl = call->cl;
 	pthread_mutex_lock(&c->lock);
 	cl->subscribed = true;
 	pthread_mutex_unlock(&c->lock);
@@ -516,20 +490,24 @@ ctl_events_subscribe(struct vmm_ctl *c, struct ctl_client *cl, json_t *params,
 	return *ret ? 0 : -ENOMEM;
 }
 
+static const char *const balloon_set_params[] = { "target", NULL };
+
+/* The method table: the parameters each takes are checked once, here. */
 static const struct {
 	const char *name;
 	ctl_handler fn;
+	const char *const *params;
 } ctl_methods[] = {
-	{ "vm.info", ctl_vm_info },
-	{ "vm.stats", ctl_vm_stats },
-	{ "vm.pause", ctl_vm_pause },
-	{ "vm.resume", ctl_vm_resume },
-	{ "vm.powerdown", ctl_vm_powerdown },
-	{ "vm.quit", ctl_vm_quit },
-	{ "balloon.info", ctl_balloon_info },
-	{ "balloon.set", ctl_balloon_set },
-	{ "console.history", ctl_console_history },
-	{ "events.subscribe", ctl_events_subscribe },
+	{ "vm.info", ctl_vm_info, no_params },
+	{ "vm.stats", ctl_vm_stats, no_params },
+	{ "vm.pause", ctl_vm_pause, no_params },
+	{ "vm.resume", ctl_vm_resume, no_params },
+	{ "vm.powerdown", ctl_vm_powerdown, no_params },
+	{ "vm.quit", ctl_vm_quit, no_params },
+	{ "balloon.info", ctl_balloon_info, no_params },
+	{ "balloon.set", ctl_balloon_set, balloon_set_params },
+	{ "console.history", ctl_console_history, no_params },
+	{ "events.subscribe", ctl_events_subscribe, no_params },
 };
 
 /* Send without waiting long: a client that does not read is dropped. */
@@ -619,8 +597,15 @@ ctl_handle(struct vmm_ctl *c, struct ctl_client *cl, const char *payload,
 		snprintf(err, sizeof(err), "method '%s' not found", msg.method);
 		code = PROTO_ERR_METHOD_NOT_FOUND;
 	} else {
-		r = ctl_methods[i].fn(c, cl, msg.params, &result, err,
-				      sizeof(err));
+		struct ctl_call call = {
+			.c = c, .cl = cl, .params = msg.params,
+			.err = err, .errlen = sizeof(err),
+		};
+
+		r = ctl_check_params(msg.params, ctl_methods[i].params, err,
+				     sizeof(err));
+		if (r == 0)
+			r = ctl_methods[i].fn(&call, &result);
 		code = r < 0 ? proto_err_from_errno(r) : 0;
 		if (r < 0 && !err[0])
 			snprintf(err, sizeof(err), "%s: %s", msg.method,
