@@ -6,8 +6,12 @@
  * features, every request type, FLUSH durability across SIGKILL, GET_ID,
  * read-only refusal, holes from DISCARD and WRITE_ZEROES, 128 requests in
  * flight, reset in the middle of I/O, hostile requests, O_DIRECT with
- * bounce buffers, several queues, the OFD lock and the open errors. The
- * request tests run once on io_uring and once on the thread pool.
+ * bounce buffers, several queues, the OFD lock and the open errors; the
+ * I/O limits: back-pressure (held requests stay in the ring), exact
+ * spacing, what each request type costs, a request larger than the
+ * bucket, changes while requests wait, reset of a held request, queues
+ * taking turns, bad limits. The request tests run once on io_uring and
+ * once on the thread pool. (Rates over seconds: test_blk_limits.)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/virtio_pci.h>
@@ -1284,6 +1289,438 @@ test_engine_env(void **state)
 	unsetenv("VMM_BLK_ENGINE");
 }
 
+/* --- I/O limits -------------------------------------------------------- */
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+#define MSEC	1000000ULL
+
+/* Queue n 4 KiB reads of sectors 8*i on queue q (one kick); r[i]. */
+static void
+queue_reads(struct fix *f, unsigned int q, unsigned int n, struct rq *r,
+	    uint64_t *gpa)
+{
+	struct vh_buf b;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		gpa[i] = vh_alloc(&f->m, 4096, 4096);
+		assert_true(gpa[i] != 0);
+		b = (struct vh_buf){ gpa[i], 4096 };
+		rq_add(f, q, VIRTIO_BLK_T_IN, 8ULL * i, &b, 1, true, false,
+		       &r[i]);
+	}
+	vh_queue_kick(&f->d, q);
+}
+
+/* Wait for one used entry of queue q; returns its head. */
+static uint16_t
+wait_one(struct fix *f, unsigned int q)
+{
+	uint16_t id;
+	uint32_t len;
+
+	if (!vh_queue_wait_used(&f->d.q[q], &id, &len, TMO))
+		fail_msg("queue %u: no completion within %d ms", q, TMO);
+	return id;
+}
+
+/* Wait for r[0..n-1] to complete, in any order (the thread pool may
+ * reorder requests that run together). */
+static void
+wait_set(struct fix *f, unsigned int q, const struct rq *r, unsigned int n)
+{
+	bool seen[BLK_QUEUE_SIZE] = { false };
+	unsigned int i, k;
+	uint16_t id;
+
+	for (k = 0; k < n; k++) {
+		id = wait_one(f, q);
+		for (i = 0; i < n && r[i].head != id; i++)
+			;
+		if (i == n || seen[id])
+			fail_msg("queue %u: unexpected completion of head %u",
+				 q, id);
+		seen[id] = true;
+	}
+}
+
+/* The device's next available index (white box: the I/O thread is idle
+ * when this is called, waiting on its timer). */
+static uint16_t
+dev_last_avail(struct fix *f, unsigned int q)
+{
+	return __atomic_load_n(&blk_virtio(f->b)->queues[q].vq.last_avail,
+			       __ATOMIC_RELAXED);
+}
+
+static void
+test_limit_backpressure(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { .limits = { .ops_per_sec = 5,
+					     .ops_burst = 1 } };
+	struct rq r[5];
+	uint64_t gpa[5], t0, t1;
+	uint8_t want[4096];
+	struct blk_stats st;
+	unsigned int i;
+
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up(f);
+	t0 = now_ns();
+	queue_reads(f, 0, 5, r, gpa);
+	/* The first goes at once (a full bucket of 1). */
+	assert_int_equal(wait_one(f, 0), r[0].head);
+	/* The second was popped with it (before the first was even
+	 * submitted) and is held for 200 ms; the other three are still in
+	 * the available ring, not taken, not failed. */
+	assert_int_equal(vh_used_idx(&f->d.q[0]), 1);
+	assert_int_equal(dev_last_avail(f, 0), 2);
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.reads, 1);
+	assert_int_equal(st.throttled, 1);
+	assert_true(st.throttled_ns > 0);
+	for (i = 1; i < 5; i++)
+		assert_int_equal(wait_one(f, 0), r[i].head);
+	t1 = now_ns();
+	/* 5/s with a bucket of 1: 4 more at 200 ms intervals after the
+	 * first, which went after t0. */
+	if (t1 - t0 < 800 * MSEC)
+		fail_msg("5 requests at 5/s burst 1 took %llu ms, expected "
+			 ">= 800", (unsigned long long)((t1 - t0) / MSEC));
+	assert_true(t1 - t0 < TMO * MSEC);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(status_of(f, &r[i]), VIRTIO_BLK_S_OK);
+		read_file(f, 8ULL * i * SECT, want, 4096);
+		assert_memory_equal(vh_ptr(&f->m, gpa[i], 4096), want, 4096);
+	}
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.reads, 5);
+	/* Each of the 4 is popped as the one before goes and held until
+	 * its token (fewer only if the host ran the I/O thread so late
+	 * that the token was there): about 800 ms in all. */
+	assert_true(st.throttled >= 1 && st.throttled <= 4);
+	if (st.throttled_ns < 400 * MSEC || st.throttled_ns > t1 - t0)
+		fail_msg("throttled %llu ms, expected 400..%llu ms",
+			 (unsigned long long)(st.throttled_ns / MSEC),
+			 (unsigned long long)((t1 - t0) / MSEC));
+	/* The time stops counting when nothing waits. */
+	{
+		uint64_t before = st.throttled_ns;
+
+		usleep(20000);
+		blk_get_stats(f->b, &st);
+		assert_int_equal(st.throttled_ns, before);
+	}
+}
+
+static void
+test_limit_costs(void **state)
+{
+	struct fix *f = *state;
+	/* 40960 bytes/s in a bucket of 4096: a 4 KiB read per 100 ms. */
+	struct blk_options o = { .limits = { .bytes_per_sec = 40960,
+					     .bytes_burst = 4096 } };
+	uint8_t buf[16384];
+	struct blk_stats st;
+	uint64_t g, t0, t1, s = 8;
+	uint32_t n = 8, fl = 0;
+
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up(f);
+	/* The bucket was full (4096) at t0 and fills at 40960/s: by t0 +
+	 * T, at most 4096 + 40960 T bytes can have gone. That bound, not
+	 * the exact timing of a possibly loaded host, is what is checked. */
+	t0 = now_ns();
+	assert_int_equal(do_read(f, 0, buf, 4096), VIRTIO_BLK_S_OK);
+	/* The byte bucket is empty now; FLUSH, DISCARD, WRITE_ZEROES and
+	 * GET_ID carry no bytes and are never held. */
+	g = 0;
+	assert_int_equal(simple(f, VIRTIO_BLK_T_FLUSH, 0, &g, 0, false),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(do_segs(f, VIRTIO_BLK_T_DISCARD, &s, &n, &fl, 1),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(do_segs(f, VIRTIO_BLK_T_WRITE_ZEROES, &s, &n, &fl, 1),
+			 VIRTIO_BLK_S_OK);
+	g = 0;
+	assert_int_equal(simple(f, VIRTIO_BLK_T_GET_ID, 0, &g, 20, true),
+			 VIRTIO_BLK_S_OK);
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.throttled, 0);
+	assert_int_equal(st.flushes, 1);
+	assert_int_equal(st.discards, 1);
+	assert_int_equal(st.write_zeroes, 1);
+	/* Neither do requests the parser refuses. */
+	assert_int_equal(do_read(f, IMG_SIZE / SECT, buf, 4096),
+			 VIRTIO_BLK_S_IOERR);
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.throttled, 0);
+	/* The next read needs 4096 more bytes: not before t0 + 100 ms. */
+	assert_int_equal(do_read(f, 0, buf, 4096), VIRTIO_BLK_S_OK);
+	t1 = now_ns();
+	assert_true(t1 - t0 >= 100 * MSEC);
+	/* Writes cost their bytes too: 12288 bytes by t0 + 200 ms. */
+	memset(buf, 0x3c, 4096);
+	assert_int_equal(do_write(f, 16, buf, 4096), VIRTIO_BLK_S_OK);
+	assert_true(now_ns() - t0 >= 200 * MSEC);
+	/*
+	 * 16 KiB, four times the bucket: it goes once the bucket is full
+	 * and leaves a debt of 12288 bytes, so a 4 KiB read after it has
+	 * 32768 bytes gone in all: not before t0 + (32768 - 4096) / 40960
+	 * s = 700 ms. (Without the debt it would be 500 ms; a request
+	 * larger than the bucket that waited for room would never go.)
+	 */
+	assert_int_equal(do_read(f, 0, buf, 16384), VIRTIO_BLK_S_OK);
+	assert_int_equal(do_read(f, 0, buf, 4096), VIRTIO_BLK_S_OK);
+	t1 = now_ns();
+	if (t1 - t0 < 700 * MSEC)
+		fail_msg("32 KiB at 40960 B/s with a bucket of 4096 took "
+			 "%llu ms, expected >= 700",
+			 (unsigned long long)((t1 - t0) / MSEC));
+	blk_get_stats(f->b, &st);
+	assert_true(st.throttled >= 1 && st.throttled <= 4);
+	assert_int_equal(st.read_bytes, 4096 * 2 + 16384 + 4096);
+	assert_int_equal(st.write_bytes, 4096);
+}
+
+/* Write-zeroes costs its bytes where it is carried out as writes. */
+static void
+test_limit_write_zeroes_bytes(void **state)
+{
+	struct fix *f = *state;
+	/* tmpfs punches holes but has no FALLOC_FL_ZERO_RANGE. */
+	char dir[64] = "/dev/shm/test_blk.XXXXXX", cmd[128];
+	struct blk_options o = { .limits = { .bytes_per_sec = 655360,
+					     .bytes_burst = 65536 } };
+	uint32_t n = 65536 / SECT, fl = 0;
+	uint64_t s = 0, t0;
+	struct blk_stats st;
+
+	if (!mkdtemp(dir)) {
+		skip();
+		return;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/disk.img", dir);
+	assert_int_equal(make_image(f->path, IMG_SIZE, 4), 0);
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up(f);
+	/* The first finds ZERO_RANGE missing (charged nothing, as the
+	 * device could not know), and writes. */
+	assert_int_equal(do_segs(f, VIRTIO_BLK_T_WRITE_ZEROES, &s, &n, &fl, 1),
+			 VIRTIO_BLK_S_OK);
+	/* From now on 64 KiB of zeroes cost 64 KiB: the second takes the
+	 * full bucket, the third waits 100 ms for it. */
+	t0 = now_ns();
+	assert_int_equal(do_segs(f, VIRTIO_BLK_T_WRITE_ZEROES, &s, &n, &fl, 1),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(do_segs(f, VIRTIO_BLK_T_WRITE_ZEROES, &s, &n, &fl, 1),
+			 VIRTIO_BLK_S_OK);
+	assert_true(now_ns() - t0 >= 100 * MSEC);
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.write_zeroes, 3);
+	/* With the unmap flag it punches, which costs no bytes: never
+	 * held, although the bucket is (about) empty. */
+	{
+		uint64_t before = st.throttled;
+
+		fl = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+		assert_int_equal(do_segs(f, VIRTIO_BLK_T_WRITE_ZEROES, &s, &n,
+					 &fl, 1), VIRTIO_BLK_S_OK);
+		blk_get_stats(f->b, &st);
+		assert_int_equal(st.throttled, before);
+	}
+	fix_close(f);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_limit_change(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { .limits = { .ops_per_sec = 1,
+					     .ops_burst = 1 } };
+	struct ratelimit_limits l, got;
+	struct rq r[3];
+	uint64_t gpa[3], t0;
+	struct blk_stats st;
+	unsigned int i;
+
+	assert_int_equal(fix_open(f, &o), 0);
+	blk_get_limits(f->b, &got);
+	assert_memory_equal(&got, &o.limits, sizeof(got));
+	bring_up(f);
+	queue_reads(f, 0, 3, r, gpa);
+	assert_int_equal(wait_one(f, 0), r[0].head);
+	usleep(20000);
+	assert_int_equal(vh_used_idx(&f->d.q[0]), 1);
+	/* Lifted while the second waits (for ~1 s) and the third is in the
+	 * ring: both complete at once. */
+	memset(&l, 0, sizeof(l));
+	t0 = now_ns();
+	assert_int_equal(blk_set_limits(f->b, &l), 0);
+	wait_set(f, 0, r + 1, 2);
+	if (now_ns() - t0 > 500 * MSEC)
+		fail_msg("held requests took %llu ms after the limit was "
+			 "lifted",
+			 (unsigned long long)((now_ns() - t0) / MSEC));
+	blk_get_limits(f->b, &got);
+	assert_memory_equal(&got, &l, sizeof(got));
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.throttled, 1);
+	/* From unlimited to 4/s, burst 1 (a full bucket): 3 requests take
+	 * 500 ms. */
+	l.ops_per_sec = 4;
+	l.ops_burst = 1;
+	assert_int_equal(blk_set_limits(f->b, &l), 0);
+	t0 = now_ns();
+	queue_reads(f, 0, 3, r, gpa);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(wait_one(f, 0), r[i].head);
+	assert_true(now_ns() - t0 >= 500 * MSEC);
+	/* Down while one waits: 4/s -> 1/s keeps the held request waiting
+	 * (now for about a second); up to 1000/s releases it at once. */
+	queue_reads(f, 0, 2, r, gpa);
+	assert_int_equal(wait_one(f, 0), r[0].head);
+	l.ops_per_sec = 1;
+	assert_int_equal(blk_set_limits(f->b, &l), 0);
+	usleep(300000);
+	assert_int_equal(vh_used_idx(&f->d.q[0]), 7);
+	l.ops_per_sec = 1000;
+	t0 = now_ns();
+	assert_int_equal(blk_set_limits(f->b, &l), 0);
+	assert_int_equal(wait_one(f, 0), r[1].head);
+	assert_true(now_ns() - t0 < 500 * MSEC);
+	/* Refused limits change nothing. */
+	l.bytes_burst = 4096;	/* without bytes_per_sec */
+	assert_int_equal(blk_set_limits(f->b, &l), -EINVAL);
+	l = (struct ratelimit_limits){ .ops_per_sec = RATELIMIT_MAX + 1 };
+	assert_int_equal(blk_set_limits(f->b, &l), -EINVAL);
+	blk_get_limits(f->b, &got);
+	assert_int_equal(got.ops_per_sec, 1000);
+	assert_int_equal(got.bytes_burst, 0);
+}
+
+static void
+test_limit_reset_held(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { .limits = { .ops_per_sec = 1,
+					     .ops_burst = 1 } };
+	struct ratelimit_limits none = { 0 };
+	struct blk_stats st, st2;
+	struct rq r[3];
+	uint64_t gpa[3], t0;
+	uint8_t buf[4096];
+
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up(f);
+	queue_reads(f, 0, 3, r, gpa);
+	assert_int_equal(wait_one(f, 0), r[0].head);
+	usleep(20000);
+	/* Reset while the second is held: immediate, and nothing is
+	 * completed for the held or the queued requests. */
+	t0 = now_ns();
+	assert_int_equal(vh_dev_reset(&f->d), 0);
+	assert_true(now_ns() - t0 < 500 * MSEC);
+	assert_int_equal(vh_used_idx(&f->d.q[0]), 1);
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.reads, 1);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.throttled, 1);
+	assert_true(st.throttled_ns >= 15 * MSEC);
+	/* Its throttled time ended with the reset. */
+	usleep(20000);
+	blk_get_stats(f->b, &st2);
+	assert_int_equal(st2.throttled_ns, st.throttled_ns);
+	/* The timer armed for it finds nothing to do: the device works
+	 * on for a new driver (limits lifted, not to wait a second). */
+	vh_dev_release(&f->d);
+	bring_up(f);
+	assert_int_equal(blk_set_limits(f->b, &none), 0);
+	assert_int_equal(do_read(f, 0, buf, 4096), VIRTIO_BLK_S_OK);
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.reads, 2);
+}
+
+static void
+test_limit_queues_take_turns(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { .num_queues = 2,
+				 .limits = { .ops_per_sec = 20,
+					     .ops_burst = 1 } };
+	struct rq r0[4], r1[4];
+	uint64_t g0[4], g1[4];
+	unsigned int order[8], n = 0, i, run = 1, longest = 1;
+	unsigned int got[2] = { 0, 0 };
+	uint16_t id;
+	uint32_t len;
+	uint64_t t0 = now_ns();
+
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up_q(f, F_ALL, 2);
+	queue_reads(f, 0, 4, r0, g0);
+	queue_reads(f, 1, 4, r1, g1);
+	while (n < 8) {
+		for (i = 0; i < 2; i++)
+			while (vh_queue_get_used(&f->d.q[i], &id, &len)) {
+				assert_int_equal(id, i ? r1[got[1]].head :
+						 r0[got[0]].head);
+				got[i]++;
+				order[n++] = i;
+			}
+		assert_true(now_ns() - t0 < TMO * MSEC);
+		usleep(1000);
+	}
+	/* One token each 50 ms, handed to the queues in turn: neither gets
+	 * three in a row while the other waits. */
+	for (i = 1; i < 8; i++) {
+		run = order[i] == order[i - 1] ? run + 1 : 1;
+		if (run > longest)
+			longest = run;
+	}
+	if (longest > 2)
+		fail_msg("completion order %u%u%u%u%u%u%u%u: a queue got %u "
+			 "turns in a row", order[0], order[1], order[2],
+			 order[3], order[4], order[5], order[6], order[7],
+			 longest);
+}
+
+static void
+test_limit_bad_options(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { .path = f->path,
+				 .limits = { .ops_burst = 10 } };
+	struct blk *b = NULL;
+	char err[256], want[256];
+
+	assert_int_equal(blk_new(&o, &f->m.mem, &b, err, sizeof(err)),
+			 -EINVAL);
+	assert_null(b);
+	snprintf(want, sizeof(want), "disk image '%s': ops_burst 10 is given "
+		 "without ops_per_sec", f->path);
+	assert_string_equal(err, want);
+	o.limits = (struct ratelimit_limits){ .bytes_per_sec = UINT64_MAX };
+	assert_int_equal(blk_new(&o, &f->m.mem, &b, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "bytes_per_sec 18446744073709551615 is "
+			       "above the maximum"));
+	/* The image was not left locked. */
+	o.limits = (struct ratelimit_limits){ .bytes_per_sec = RATELIMIT_MAX };
+	assert_int_equal(blk_new(&o, &f->m.mem, &b, err, sizeof(err)), 0);
+	blk_free(b);
+}
+
 int
 main(void)
 {
@@ -1308,6 +1745,13 @@ main(void)
 		T(test_lock, engine_uring),
 		T(test_open_errors, engine_uring),
 		T(test_engine_env, engine_uring),
+		BOTH(test_limit_backpressure),
+		BOTH(test_limit_costs),
+		T(test_limit_write_zeroes_bytes, engine_uring),
+		BOTH(test_limit_change),
+		BOTH(test_limit_reset_held),
+		BOTH(test_limit_queues_take_turns),
+		T(test_limit_bad_options, engine_uring),
 	};
 #undef BOTH
 #undef T

@@ -8,10 +8,17 @@
  * (the engine's eventfd is a watched fd) and reset. So the request slots
  * and the io_uring need no lock; the pool's queues have one.
  *
- * A request owns a slot from popping to pushing. At any time it has at
+ * A request owns a slot from starting to pushing. At any time it has at
  * most one operation in the engine; a short transfer, a bounce chunk, the
  * next discard segment or a fallback for write-zeroes is the next step of
  * the same request, submitted from its completion.
+ *
+ * Limits. A request the limiter holds back stays popped but not started
+ * (b->held: its chain and parse are the I/O thread's popping buffers,
+ * which nothing else uses until it starts), every queue that wants
+ * service meanwhile is only noted (b->throttled_q), and the timerfd is
+ * armed for the instant the limiter named. blk_set_limits() hands new
+ * limits over under limits_lock and wakes the I/O thread with limits_fd.
  */
 #include "virtio/blk.h"
 #include "log.h"
@@ -32,6 +39,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -347,6 +355,22 @@ struct blk {
 	struct iovec data_iov[BLK_QUEUE_SIZE];
 	struct blk_parsed parsed;
 
+	/* Limits, on the I/O thread. */
+	struct ratelimit rl;
+	bool limited;		/* rl limits something: ask it per request */
+	bool held;		/* a popped request waits for the limiter: */
+	struct virtq *held_vq;	/* its queue, */
+	struct virtq_elem held_el;	/* its chain (iovecs in pop_iov), */
+	uint64_t held_bytes;	/* its cost; the parse is in parsed */
+	uint64_t throttled_q;	/* queues with work left behind it */
+	int timer_fd;		/* armed for when it may go */
+	bool timer_armed;
+	/* Limits handed over by blk_set_limits(). */
+	pthread_mutex_t limits_lock;
+	struct ratelimit_limits limits;	/* the latest, as given */
+	bool limits_pending;	/* atomic: limits not yet applied */
+	int limits_fd;		/* eventfd: limits_pending was set */
+
 	struct blk_stats stats;		/* atomics */
 };
 
@@ -355,6 +379,8 @@ struct blk {
 
 static void blk_process_queue(struct blk *b, struct virtq *vq);
 static void blk_submit_io(struct blk *b, struct blk_req *req);
+static void blk_start(struct blk *b, struct virtq *vq,
+		      const struct virtq_elem *el, const struct blk_parsed *p);
 
 /* --- Completing --------------------------------------------------------- */
 
@@ -1067,6 +1093,176 @@ blk_start(struct blk *b, struct virtq *vq, const struct virtq_elem *el,
 	blk_req_step(b, req);
 }
 
+/* --- Limits ------------------------------------------------------------ */
+
+/* The bytes a parsed request costs (see blk.h). */
+static uint64_t
+blk_cost_bytes(const struct blk *b, const struct blk_parsed *p)
+{
+	uint64_t sum = 0;
+	unsigned int i;
+
+	switch (p->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		return p->len;
+	case BLK_OP_WRITE_ZEROES:
+		if (!b->no_zero_range)
+			return 0;
+		for (i = 0; i < p->nr_segs; i++)
+			if (!p->segs[i].unmap || b->no_punch)
+				sum += p->segs[i].len;
+		return sum;
+	case BLK_OP_NONE:
+	case BLK_OP_FLUSH:
+	case BLK_OP_DISCARD:
+		break;
+	}
+	return 0;
+}
+
+/* Arm the timer for now + wait (absolute, so the instant is exact). */
+static void
+blk_arm_timer(struct blk *b, uint64_t now, uint64_t wait)
+{
+	uint64_t at = wait > UINT64_MAX - now ? UINT64_MAX : now + wait;
+	struct itimerspec its = {
+		.it_value = {
+			.tv_sec = (time_t)(at / RATELIMIT_NSEC),
+			.tv_nsec = (long)(at % RATELIMIT_NSEC),
+		},
+	};
+
+	/* Cannot fail on our timerfd with a valid, non-zero time. */
+	if (timerfd_settime(b->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		b->timer_armed = true;
+}
+
+static void
+blk_disarm_timer(struct blk *b)
+{
+	struct itimerspec its = { 0 };
+
+	if (!b->timer_armed)
+		return;
+	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	b->timer_armed = false;
+}
+
+/* Take the limits blk_set_limits() left, keeping the buckets' levels. */
+static void
+blk_apply_limits(struct blk *b)
+{
+	struct ratelimit_limits l;
+
+	pthread_mutex_lock(&b->limits_lock);
+	l = b->limits;
+	__atomic_store_n(&b->limits_pending, false, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&b->limits_lock);
+	ratelimit_set(&b->rl, &l, ratelimit_now());
+	b->limited = ratelimit_limited(&b->rl);
+}
+
+/*
+ * May the request just popped from vq (el, parsed in b->parsed) start?
+ * If not, hold it and arm the timer; the caller stops popping.
+ */
+static bool
+blk_admit(struct blk *b, struct virtq *vq, const struct virtq_elem *el)
+{
+	uint64_t bytes = blk_cost_bytes(b, &b->parsed);
+	uint64_t now = ratelimit_now();
+	uint64_t wait = ratelimit_take(&b->rl, bytes, 1, now);
+
+	if (wait == 0)
+		return true;
+	b->held = true;
+	b->held_vq = vq;
+	b->held_el = *el;
+	b->held_bytes = bytes;
+	b->throttled_q |= 1ULL << vq->index;
+	blk_arm_timer(b, now, wait);
+	return false;
+}
+
+/*
+ * The held request's time came (or the limits changed): start it if the
+ * limiter agrees, then serve the queues that waited behind it, starting
+ * after its own so that one busy queue does not take every token.
+ */
+static void
+blk_resume(struct blk *b)
+{
+	unsigned int i, q, n = b->vdev.nr_queues, first = 0;
+	struct virtq *vq;
+	uint64_t now, wait;
+
+	if (b->held) {
+		vq = b->held_vq;
+		/* NEEDS_RESET or a reset under way: the reset drops it. */
+		if (!blk_queue_live(b, vq))
+			return;
+		now = ratelimit_now();
+		wait = ratelimit_take(&b->rl, b->held_bytes, 1, now);
+		if (wait) {
+			blk_arm_timer(b, now, wait);
+			return;
+		}
+		b->held = false;
+		blk_disarm_timer(b);
+		blk_start(b, vq, &b->held_el, &b->parsed);
+		first = vq->index + 1;
+	}
+	for (i = 0; i < n && b->throttled_q && !b->held; i++) {
+		q = (first + i) % n;
+		if (!(b->throttled_q & (1ULL << q)))
+			continue;
+		b->throttled_q &= ~(1ULL << q);
+		vq = virtio_device_queue(&b->vdev, q);
+		if (blk_queue_live(b, vq))
+			blk_process_queue(b, vq);
+	}
+}
+
+/* The timer: the held request may go now. I/O thread. */
+static void
+blk_on_timer(struct virtio_device *vdev, int fd, uint32_t events, void *arg)
+{
+	struct blk *b = arg;
+	uint64_t v;
+
+	(void)vdev;
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	b->timer_armed = false;
+	blk_resume(b);
+	blk_submit_batch(b);
+	blk_signal(b);
+}
+
+/* blk_set_limits() was called. I/O thread. */
+static void
+blk_on_limits(struct virtio_device *vdev, int fd, uint32_t events, void *arg)
+{
+	struct blk *b = arg;
+	uint64_t v;
+
+	(void)vdev;
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	if (__atomic_load_n(&b->limits_pending, __ATOMIC_ACQUIRE))
+		blk_apply_limits(b);
+	if (!b->held)
+		return;
+	blk_resume(b);
+	blk_submit_batch(b);
+	blk_signal(b);
+}
+
+/* --- Popping ------------------------------------------------------------- */
+
 static void
 blk_process_queue(struct blk *b, struct virtq *vq)
 {
@@ -1076,6 +1272,16 @@ blk_process_queue(struct blk *b, struct virtq *vq)
 
 	/* Busy anyway: no kicks until we find the queue empty. */
 	virtq_disable_notify(vq);
+	/* Limits changed: apply them before the next request (the eventfd
+	 * handler may come after this kick's in the same wakeup). */
+	if (__atomic_load_n(&b->limits_pending, __ATOMIC_ACQUIRE))
+		blk_apply_limits(b);
+	if (b->held) {
+		/* Nothing overtakes the held request; blk_resume() comes
+		 * back here, and the driver need not kick meanwhile. */
+		b->throttled_q |= 1ULL << vq->index;
+		return;
+	}
 	while (b->nr_free) {
 		r = virtq_pop(vq, b->pop_iov, BLK_QUEUE_SIZE, &el);
 		if (r <= 0)
@@ -1092,6 +1298,8 @@ blk_process_queue(struct blk *b, struct virtq *vq)
 				     p->status);
 			continue;
 		}
+		if (b->limited && !blk_admit(b, vq, &el))
+			return;
 		blk_start(b, vq, &el, p);
 	}
 	if (!b->nr_free && virtq_has_work(vq))
@@ -1147,6 +1355,13 @@ blk_reset(struct virtio_device *vdev)
 	b->resetting = true;
 	blk_drain(b);
 	b->lim.discard = b->lim.write_zeroes = false;
+	/* The held request goes with the rings; the buckets stay (a reset
+	 * buys no new burst). */
+	if (b->held)
+		ratelimit_cancel(&b->rl, ratelimit_now());
+	b->held = false;
+	b->throttled_q = 0;
+	blk_disarm_timer(b);
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -1327,11 +1542,23 @@ blk_new(const struct blk_options *o, const struct guest_mem *mem,
 		return blk_fail(err, errlen, -EINVAL, "disk image '%s': the "
 				"serial must be at most %u printable ASCII "
 				"characters", o->path, BLK_SERIAL_MAX);
+	{
+		char what[PATH_MAX + 32];
+
+		snprintf(what, sizeof(what), "disk image '%s'", o->path);
+		r = ratelimit_limits_check(&o->limits, what, err, errlen);
+		if (r < 0)
+			return r;
+	}
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return blk_fail(err, errlen, -ENOMEM, "disk image '%s': out of "
 				"memory", o->path);
-	b->fd = b->efd = -1;
+	b->fd = b->efd = b->timer_fd = b->limits_fd = -1;
+	pthread_mutex_init(&b->limits_lock, NULL);
+	b->limits = o->limits;
+	ratelimit_init(&b->rl, &o->limits, ratelimit_now());
+	b->limited = ratelimit_limited(&b->rl);
 	b->readonly = o->readonly;
 	b->direct = o->direct;
 	b->path = strdup(o->path);
@@ -1353,9 +1580,17 @@ blk_new(const struct blk_options *o, const struct guest_mem *mem,
 	b->nr_free = BLK_MAX_INFLIGHT;
 
 	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->efd < 0) {
+	b->limits_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->efd < 0 || b->limits_fd < 0) {
 		r = blk_fail(err, errlen, -errno, "disk image '%s': eventfd: %s",
 			     o->path, strerror(errno));
+		goto fail;
+	}
+	b->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+				     TFD_CLOEXEC | TFD_NONBLOCK);
+	if (b->timer_fd < 0) {
+		r = blk_fail(err, errlen, -errno, "disk image '%s': timerfd: "
+			     "%s", o->path, strerror(errno));
 		goto fail;
 	}
 	engine = blk_engine_choice(o->engine);
@@ -1409,9 +1644,16 @@ blk_new(const struct blk_options *o, const struct guest_mem *mem,
 	}
 	r = virtio_device_watch_fd(&b->vdev, b->efd, EPOLLIN,
 				   blk_on_completion, b);
+	if (r == 0)
+		r = virtio_device_watch_fd(&b->vdev, b->timer_fd, EPOLLIN,
+					   blk_on_timer, b);
+	if (r == 0)
+		r = virtio_device_watch_fd(&b->vdev, b->limits_fd, EPOLLIN,
+					   blk_on_limits, b);
 	if (r < 0) {
 		r = blk_fail(err, errlen, r, "disk image '%s': watching I/O "
-			     "completions: %s", o->path, strerror(-r));
+			     "completions and timers: %s", o->path,
+			     strerror(-r));
 		goto fail;
 	}
 	*ret = b;
@@ -1453,6 +1695,11 @@ blk_free(struct blk *b)
 		io_uring_queue_exit(&b->ring);
 	if (b->efd >= 0)
 		close(b->efd);
+	if (b->timer_fd >= 0)
+		close(b->timer_fd);
+	if (b->limits_fd >= 0)
+		close(b->limits_fd);
+	pthread_mutex_destroy(&b->limits_lock);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->zeroes);
@@ -1482,6 +1729,8 @@ blk_engine_name(const struct blk *b)
 void
 blk_get_stats(struct blk *b, struct blk_stats *ret)
 {
+	struct ratelimit_stats rs;
+
 	ret->reads = __atomic_load_n(&b->stats.reads, __ATOMIC_RELAXED);
 	ret->read_bytes = __atomic_load_n(&b->stats.read_bytes,
 					  __ATOMIC_RELAXED);
@@ -1497,4 +1746,35 @@ blk_get_stats(struct blk *b, struct blk_stats *ret)
 	ret->unsupported = __atomic_load_n(&b->stats.unsupported,
 					   __ATOMIC_RELAXED);
 	ret->inflight = __atomic_load_n(&b->stats.inflight, __ATOMIC_RELAXED);
+	ratelimit_get_stats(&b->rl, ratelimit_now(), &rs);
+	ret->throttled = rs.delayed;
+	ret->throttled_ns = rs.throttled_ns;
+}
+
+int
+blk_set_limits(struct blk *b, const struct ratelimit_limits *l)
+{
+	int r = ratelimit_limits_check(l, NULL, NULL, 0);
+	ssize_t n;
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&b->limits_lock);
+	b->limits = *l;
+	/* Release: the I/O thread's acquire load then takes the lock. */
+	__atomic_store_n(&b->limits_pending, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&b->limits_lock);
+	/* An eventfd write fails only with ~2^64 writes pending, when a
+	 * wakeup is pending anyway. */
+	n = write(b->limits_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+	(void)n;
+	return 0;
+}
+
+void
+blk_get_limits(struct blk *b, struct ratelimit_limits *ret)
+{
+	pthread_mutex_lock(&b->limits_lock);
+	*ret = b->limits;
+	pthread_mutex_unlock(&b->limits_lock);
 }

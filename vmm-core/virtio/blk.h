@@ -44,6 +44,29 @@
  * Reset waits for every request in flight (cancelling what io_uring can
  * cancel) before it returns; completions after that never touch guest
  * memory.
+ *
+ * I/O limits (ratelimit.h): a token bucket of bytes and one of operations
+ * per disk, shared by all its queues, set at creation (blk_options.limits)
+ * and changed at any time from any thread (blk_set_limits()). The I/O
+ * thread asks the limiter before it starts each request it popped; when
+ * the answer is "wait T ns", that request is held (the only one popped
+ * and not started), nothing more is taken from any available ring (the
+ * driver sees a full ring, not errors) and a timerfd is armed for exactly
+ * then (CLOCK_MONOTONIC, absolute), so the delivered rate is the
+ * configured one however short the refill time. A reset drops the held
+ * request with the rest; the buckets' levels survive it (a reset buys no
+ * new burst). What a request costs:
+ * - READ and WRITE: one operation and their data bytes.
+ * - FLUSH and DISCARD: one operation, no bytes: they move no data.
+ * - WRITE_ZEROES: one operation, and its bytes only when they will be
+ *   written as zeroes, i.e. once the file system refused
+ *   FALLOC_FL_ZERO_RANGE (and, with the unmap flag, punching too):
+ *   punching and zeroing ranges are metadata work, while writing zeroes
+ *   moves as much as a WRITE. A write-zeroes larger than the byte bucket
+ *   goes when the bucket is full and is paid back, as any request.
+ * - GET_ID, and requests refused by the parser: nothing (no I/O).
+ * With no limit set (the default) the I/O path reads no clock, arms no
+ * timer and takes no lock.
  */
 #ifndef VMM_VIRTIO_BLK_H
 #define VMM_VIRTIO_BLK_H
@@ -56,6 +79,7 @@
 #include <linux/virtio_blk.h>
 
 #include "mem.h"
+#include "ratelimit.h"
 #include "virtio/virtio.h"
 #include "virtio/virtq.h"
 
@@ -88,6 +112,8 @@ struct blk_options {
 	enum blk_engine engine;
 	/* Tests only: each thread-pool operation sleeps this long first. */
 	unsigned int test_delay_us;
+	/* I/O limits; all 0 (the default): none. */
+	struct ratelimit_limits limits;
 };
 
 struct blk;
@@ -101,7 +127,9 @@ struct blk;
  * Returns 0 with *ret set, or a negative errno with a one-line message
  * naming the image in err: -ENOENT (missing), -EISDIR (a directory),
  * -EACCES/-EPERM (not readable/writable), -EINVAL (not a regular file or
- * block device, a bad serial or queue count, O_DIRECT refused), -EBUSY
+ * block device, a bad serial or queue count, O_DIRECT refused, limits
+ * that ratelimit_limits_check() refuses: the message names the field),
+ * -EBUSY
  * ("disk image 'X' is in use by another VM"), or whatever open, fstat,
  * io_uring or the virtio core returned.
  */
@@ -137,10 +165,29 @@ struct blk_stats {
 	uint64_t get_ids;
 	uint64_t errors;	/* requests completed with IOERR */
 	uint64_t unsupported;	/* requests completed with UNSUPP */
-	uint64_t inflight;	/* requests in flight now */
+	uint64_t inflight;	/* requests in flight now (not the one held
+				 * by the limiter) */
+	uint64_t throttled;	/* requests the limiter held back */
+	uint64_t throttled_ns;	/* time they were held, up to now */
 };
 /* A snapshot of the counters. Any thread. */
 void blk_get_stats(struct blk *b, struct blk_stats *ret);
+
+/*
+ * Replace the disk's I/O limits (all of them: a rate of 0 lifts that
+ * limit, a burst of 0 is one second's worth). Any thread, at any time
+ * between blk_new() and blk_free(), whether the driver runs or not. The
+ * I/O thread is woken and applies them before it starts another request;
+ * the buckets keep their levels (capped at the new bursts), a bucket that
+ * was unlimited starts full, and a request held back is looked at again
+ * at once. Returns 0, or -EINVAL (nothing changed) for limits that
+ * ratelimit_limits_check() refuses.
+ */
+int blk_set_limits(struct blk *b, const struct ratelimit_limits *l);
+
+/* The limits last set (blk_new() or blk_set_limits()), as given. Any
+ * thread. */
+void blk_get_limits(struct blk *b, struct ratelimit_limits *ret);
 
 /* --- The request parser (for the device, its tests and the fuzzer) ---- */
 
