@@ -13,6 +13,7 @@
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
+#include "ratelimit.h"
 
 #include "proto/errors.h"
 #include "proto/frame.h"
@@ -208,8 +209,10 @@ ctl_vm_stats(struct ctl_call *call, json_t **ret)
 			continue;
 		blk_get_stats(m->blks[i], &s);
 		json_array_append_new(disks, json_pack(
-			"{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"index", (int)i, "reads", (json_int_t)s.reads,
+			"throttled", (json_int_t)s.throttled,
+			"throttled_ns", (json_int_t)s.throttled_ns,
 			"read_bytes", (json_int_t)s.read_bytes,
 			"writes", (json_int_t)s.writes,
 			"write_bytes", (json_int_t)s.write_bytes,
@@ -490,6 +493,112 @@ ctl_events_subscribe(struct ctl_call *call, json_t **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/*
+ * params.disks[i].limits: the I/O limits of disk i. Members given replace
+ * the current ones (0 or null: none); an entry {} leaves a disk alone. All
+ * are checked before any is applied.
+ */
+static int
+ctl_vm_set(struct ctl_call *call, json_t **ret)
+{
+	static const char *const names[] = {
+		"bytes_per_sec", "bytes_burst", "ops_per_sec", "ops_burst",
+	};
+	struct vmm *m = call->c->m;
+	struct ratelimit_limits want[VMM_MAX_DISKS];
+	json_t *disks = json_object_get(call->params, "disks"), *d, *out;
+	size_t i;
+	unsigned int k;
+
+	if (!json_is_array(disks)) {
+		snprintf(call->err, call->errlen, "params.disks: required, an "
+			 "array with one entry per disk");
+		return -EINVAL;
+	}
+	if (json_array_size(disks) > m->opt.nr_disks) {
+		snprintf(call->err, call->errlen, "params.disks: %zu entries "
+			 "for %u disk(s)", json_array_size(disks),
+			 m->opt.nr_disks);
+		return -EINVAL;
+	}
+	json_array_foreach(disks, i, d) {
+		json_t *lim = json_object_get(d, "limits");
+		const char *key;
+		json_t *v;
+		char what[32];
+
+		blk_get_limits(m->blks[i], &want[i]);
+		if (!json_is_object(d) || json_object_size(d) >
+		    (lim ? 1u : 0u)) {
+			snprintf(call->err, call->errlen, "params.disks[%zu]: "
+				 "an object with only \"limits\"", i);
+			return -EINVAL;
+		}
+		if (json_is_null(lim)) {
+			memset(&want[i], 0, sizeof(want[i]));
+			continue;
+		}
+		if (!lim)
+			continue;
+		if (!json_is_object(lim)) {
+			snprintf(call->err, call->errlen, "params.disks[%zu]."
+				 "limits: must be an object or null", i);
+			return -EINVAL;
+		}
+		json_object_foreach(lim, key, v) {
+			uint64_t *field[] = {
+				&want[i].bytes_per_sec, &want[i].bytes_burst,
+				&want[i].ops_per_sec, &want[i].ops_burst,
+			};
+
+			for (k = 0; k < 4; k++)
+				if (strcmp(key, names[k]) == 0)
+					break;
+			if (k == 4) {
+				snprintf(call->err, call->errlen, "params.disks"
+					 "[%zu].limits.%s: unknown field", i, key);
+				return -EINVAL;
+			}
+			if (json_is_null(v)) {
+				*field[k] = 0;
+			} else if (json_is_integer(v) &&
+				   json_integer_value(v) >= 0) {
+				*field[k] = (uint64_t)json_integer_value(v);
+			} else {
+				snprintf(call->err, call->errlen, "params.disks"
+					 "[%zu].limits.%s: must be an integer "
+					 ">= 0 or null", i, key);
+				return -EINVAL;
+			}
+		}
+		snprintf(what, sizeof(what), "params.disks[%zu].limits", i);
+		if (ratelimit_limits_check(&want[i], what, call->err,
+					   call->errlen) < 0)
+			return -EINVAL;
+	}
+	out = json_array();
+	json_array_foreach(disks, i, d) {
+		struct ratelimit_limits now;
+
+		if (blk_set_limits(m->blks[i], &want[i]) < 0) {
+			json_decref(out);
+			snprintf(call->err, call->errlen, "disk %zu: limits "
+				 "refused", i);
+			return -EINVAL;
+		}
+		blk_get_limits(m->blks[i], &now);
+		json_array_append_new(out, json_pack(
+			"{s:i, s:{s:I, s:I, s:I, s:I}}", "index", (int)i,
+			"limits", names[0], (json_int_t)now.bytes_per_sec,
+			names[1], (json_int_t)now.bytes_burst,
+			names[2], (json_int_t)now.ops_per_sec,
+			names[3], (json_int_t)now.ops_burst));
+	}
+	*ret = json_pack("{s:o}", "disks", out);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static const char *const vm_set_params[] = { "disks", NULL };
 static const char *const balloon_set_params[] = { "target", NULL };
 
 /* The method table: the parameters each takes are checked once, here. */
@@ -504,6 +613,7 @@ static const struct {
 	{ "vm.resume", ctl_vm_resume, no_params },
 	{ "vm.powerdown", ctl_vm_powerdown, no_params },
 	{ "vm.quit", ctl_vm_quit, no_params },
+	{ "vm.set", ctl_vm_set, vm_set_params },
 	{ "balloon.info", ctl_balloon_info, no_params },
 	{ "balloon.set", ctl_balloon_set, balloon_set_params },
 	{ "console.history", ctl_console_history, no_params },

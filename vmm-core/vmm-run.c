@@ -24,6 +24,8 @@
 #include "x86/firmware.h"
 #include "x86/loader.h"
 
+#include "proto/size.h"
+
 #include <asm/bootparam.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +68,8 @@ usage(FILE *f)
 		"usage: vmm-run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
 		"       vmm-run --firmware PATH [--firmware-log PATH]\n"
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
-		"               [--disk PATH[,ro][,serial=S][,direct]]...\n"
+		"               [--disk PATH[,ro][,serial=S][,direct][,bps=SIZE][,iops=N]\n"
+		"                      [,bps_burst=SIZE][,iops_burst=N]]...\n"
 		"               [--net tap=NAME|fd=N[,mac=MAC][,rom=PATH]]...\n"
 		"               [--vsock cid=N,uds=PATH]\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
@@ -766,6 +770,47 @@ attach_virtio(struct vmm *m, struct virtio_device *vdev, const char *what)
  * Parse "PATH[,ro][,serial=S][,direct]" into o; o->path and o->serial
  * point into buf (a copy of the argument). 0 or -EINVAL with a message.
  */
+/*
+ * One I/O limit of --disk: bps= and bps_burst= take sizes (512K, 10M, or
+ * bytes), iops= and iops_burst= counts. 0, or -EINVAL when tok is none.
+ */
+static int
+parse_disk_limit(const char *tok, struct ratelimit_limits *l)
+{
+	static const struct {
+		const char *key;
+		bool size;
+		size_t off;
+	} keys[] = {
+		{ "bps=", true, offsetof(struct ratelimit_limits, bytes_per_sec) },
+		{ "bps_burst=", true, offsetof(struct ratelimit_limits, bytes_burst) },
+		{ "iops=", false, offsetof(struct ratelimit_limits, ops_per_sec) },
+		{ "iops_burst=", false, offsetof(struct ratelimit_limits, ops_burst) },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		size_t n = strlen(keys[i].key);
+		uint64_t v;
+		char *end;
+
+		if (strncmp(tok, keys[i].key, n) != 0)
+			continue;
+		if (keys[i].size) {
+			if (size_parse(tok + n, &v) < 0)
+				return -EINVAL;
+		} else {
+			errno = 0;
+			v = strtoull(tok + n, &end, 10);
+			if (errno || end == tok + n || *end || tok[n] == '-')
+				return -EINVAL;
+		}
+		*(uint64_t *)((char *)l + keys[i].off) = v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 static int
 parse_disk(char *buf, struct blk_options *o)
 {
@@ -784,9 +829,13 @@ parse_disk(char *buf, struct blk_options *o)
 			o->direct = true;
 		else if (strncmp(tok, "serial=", 7) == 0)
 			o->serial = tok + 7;
+		else if (parse_disk_limit(tok, &o->limits) == 0)
+			continue;
 		else {
-			log_err("--disk '%s': unknown option '%s' (expected "
-				"ro, serial=S or direct)", o->path, tok);
+			log_err("--disk '%s': unknown or bad option '%s' "
+				"(expected ro, serial=S, direct, bps=SIZE, "
+				"bps_burst=SIZE, iops=N or iops_burst=N)",
+				o->path, tok);
 			return -EINVAL;
 		}
 	}

@@ -178,6 +178,39 @@ for _ in $(seq 100); do
 done
 [ "$rc" = 143 ] && ok "vm.quit: exit status 143" || not_ok "vm.quit: exit status 143" "rc=$rc"
 
+# Disk I/O limits: from the command line, changed at run time.
+truncate -s 16M "$TMP/d.img"
+"$VMMRUN" --kernel "$GUEST" --cmdline "testguest.action=hang" --name d1 \
+	--memory 64M --console none --control "$CTL" \
+	--disk "$TMP/d.img,iops=100,bps=10M" >"$TMP/d.out" 2>"$TMP/d.err" &
+vm=$!
+pids+=($vm)
+for _ in $(seq 100); do [ -S "$CTL" ] && break; sleep 0.1; done
+rpc_expect "vm.set: disk limits from --disk are there, and change" "$CTL" vm.set \
+	'{"disks":[{"limits":{"ops_per_sec":500}}]}' \
+	"r['result']['disks'][0]['limits']=={'ops_per_sec':500,'ops_burst':0,'bytes_per_sec':10<<20,'bytes_burst':0}"
+rpc_expect "vm.set: limits null lifts them all" "$CTL" vm.set \
+	'{"disks":[{"limits":null}]}' \
+	"r['result']['disks'][0]['limits']['ops_per_sec']==0 and r['result']['disks'][0]['limits']['bytes_per_sec']==0"
+rpc_expect "vm.set: a burst without its rate is refused, named" "$CTL" vm.set \
+	'{"disks":[{"limits":{"ops_burst":5}}]}' \
+	"r['error']['code']==-32602 and 'ops_burst' in r['error']['message']"
+rpc_expect "vm.set: more entries than disks is refused" "$CTL" vm.set \
+	'{"disks":[{},{}]}' "r['error']['code']==-32602 and 'params.disks' in r['error']['message']"
+rpc_expect "vm.set: an unknown limit is named" "$CTL" vm.set \
+	'{"disks":[{"limits":{"iops":5}}]}' "r['error']['code']==-32602 and 'limits.iops' in r['error']['message']"
+rpc_expect "vm.stats: disks report throttling" "$CTL" vm.stats "" \
+	"'throttled_ns' in r['result']['disks'][0]"
+kill -TERM $vm 2>/dev/null; wait $vm 2>/dev/null
+"$VMMRUN" --kernel "$GUEST" --disk "$TMP/d.img,iops=lots" >/dev/null 2>"$TMP/bad.err"
+rc=$?
+[ $rc = 2 ] && grep -q "iops=lots" "$TMP/bad.err" && ok "--disk iops=lots: exit 2 naming it" ||
+	not_ok "--disk iops=lots: exit 2 naming it" "rc=$rc" "$(cat "$TMP/bad.err")"
+"$VMMRUN" --kernel "$GUEST" --disk "$TMP/d.img,bps_burst=1M" >/dev/null 2>"$TMP/bad.err"
+rc=$?
+[ $rc = 2 ] && grep -q "bytes_burst" "$TMP/bad.err" && ok "--disk bps_burst without bps: exit 2 naming it" ||
+	not_ok "--disk bps_burst without bps: exit 2 naming it" "rc=$rc" "$(cat "$TMP/bad.err")"
+
 # Bad options.
 "$VMMRUN" --kernel "$GUEST" --control "$TMP/nodir/x.sock" >/dev/null 2>"$TMP/bad.err"
 rc=$?
