@@ -525,7 +525,7 @@ ctl_vm_set(struct ctl_call *call, json_t **ret)
 		json_t *lim = json_object_get(d, "limits");
 		const char *key;
 		json_t *v;
-		char what[32];
+		char what[48];
 
 		blk_get_limits(m->blks[i], &want[i]);
 		if (!json_is_object(d) || json_object_size(d) >
