@@ -55,6 +55,7 @@ config_free(struct config *c)
 	free(c->tls.key);
 	free(c->tls.ca);
 	free(c->vmm_run);
+	free(c->cgroup_subtree);
 	free(c);
 }
 
@@ -116,6 +117,8 @@ static const struct config_key config_keys[] = {
 	{ "limits", CONFIG_OBJECT, 0, 0, 0, config_limits_keys, false },
 	{ "log_level", CONFIG_LOG_LEVEL, OFF(log_level), 0, 0, NULL, false },
 	{ "vmm_run", CONFIG_PATH, OFF(vmm_run), 0, 0, NULL, true },
+	{ "cgroup_subtree", CONFIG_STRING, OFF(cgroup_subtree), 0, 0, NULL,
+	  true },
 	{ NULL, 0, 0, 0, 0, NULL, false },
 };
 

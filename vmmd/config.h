@@ -57,6 +57,10 @@ struct config {
 	unsigned int start_timeout_sec;
 	enum log_level log_level;
 	char *vmm_run;		/* NULL: next to vmmd, else $PATH */
+	/* The name of vmmd's part of each cgroup hierarchy, under its own
+	 * cgroup (cgroup.h); NULL: CGROUP_SUBTREE_DEFAULT. Tests give each
+	 * daemon its own. */
+	char *cgroup_subtree;
 };
 
 /* The defaults. Returns 0 and a new config, or -ENOMEM. */

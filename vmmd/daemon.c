@@ -21,6 +21,7 @@
 #include "vmmd/conn.h"
 #include "vmmd/console.h"
 #include "vmmd/daemon.h"
+#include "vmmd/limits.h"
 #include "vmmd/listener.h"
 #include "vmmd/log.h"
 #include "vmmd/store.h"
@@ -286,6 +287,9 @@ daemon_new(struct config *cfg, const char *self_exe, struct vmmd **ret,
 		goto fail;
 	}
 
+	/* Before any VM is reattached or started: on v2 this also moves
+	 * vmmd into its subtree's daemon group. */
+	limits_host_init(d);
 	r = store_load_all(d->store, daemon_load_one, daemon_load_bad, d);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", store_dir(d->store),
@@ -364,6 +368,8 @@ daemon_free(struct vmmd *d)
 	/* Whatever still waits on a VM (a vm.stop's timer) goes with the
 	 * process; the VMs themselves keep running. */
 	registry_fini(&d->reg);
+	/* The VMs' groups stay with their processes. */
+	limits_host_fini(d);
 	events_fini(&d->events);
 	conn_close_all(d);
 	if (d->sig_chld)

@@ -30,6 +30,7 @@ struct policy;
 struct store;
 struct listener;
 struct conn;
+struct cgroup_host;
 
 struct vmmd {
 	struct event_base *base;
@@ -51,6 +52,10 @@ struct vmmd {
 	struct event *sig_chld, *sig_term, *sig_int, *sig_hup;
 	struct event *reap_timer;
 	bool stopping;
+	/* NULL when detection failed: VMs whose definition sets resources
+	 * that need cgroups are refused, with cgroup_err. */
+	struct cgroup_host *cgroup;
+	char cgroup_err[256];
 };
 
 /*

@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "vmmd/cgroup.h"
 #include "vmmd/console.h"
 #include "vmmd/daemon.h"
 #include "vmmd/log.h"
@@ -207,6 +208,9 @@ vm_unref(struct vm *vm)
 	if (vm->pidfd >= 0)
 		close(vm->pidfd);
 	vmmrun_free(vm->ctl);
+	/* A pending group removal holds a reference: none is left here. */
+	cgroup_vm_free(vm->cg);
+	free(vm->vcpu_tids);
 	vmdef_free(vm->def);
 	free(vm->tenant);
 	free(vm);

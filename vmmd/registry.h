@@ -35,6 +35,7 @@ struct vmmd;
 struct vmmrun;
 struct console;
 struct event;
+struct cgroup_vm;
 
 enum vm_state {
 	VM_STATE_STOPPED,
@@ -118,6 +119,16 @@ struct vm {
 	TAILQ_HEAD(, console) consoles;
 	unsigned int nr_consoles;
 	struct console *writer;
+
+	/* Resource limits (limits.h): the VM's cgroup, while it has one. */
+	struct cgroup_vm *cg;
+	struct event *cg_destroy_timer;	/* holds a reference to the VM */
+	unsigned int cg_destroy_tries;
+	/* The vCPU threads of the process (vmm-run's vm.stats), once known. */
+	pid_t *vcpu_tids;
+	unsigned int nr_vcpu_tids;
+	bool tids_asked;	/* a vm.stats for them is out */
+	bool pinned;		/* affinities were set for this process */
 };
 
 struct registry {

@@ -12,6 +12,7 @@
 #include "vmmd/console.h"
 #include "vmmd/daemon.h"
 #include "vmmd/events.h"
+#include "vmmd/limits.h"
 #include "vmmd/log.h"
 #include "vmmd/registry.h"
 #include "vmmd/rpc.h"
@@ -670,8 +671,10 @@ int
 rpc_vm_set(struct rpc_call *call, json_t *params)
 {
 	struct vm *vm = rpc_vm_lookup(call, params);
+	json_t *changes = json_object_get(params, "changes");
+	bool running, devices;
 	struct vmdef *def;
-	char err[512];
+	char err[512], undo[512];
 	json_t *res;
 	int r;
 
@@ -680,10 +683,21 @@ rpc_vm_set(struct rpc_call *call, json_t *params)
 	def = vmdef_dup(vm->def);
 	if (!def)
 		return -ENOMEM;
-	r = vmdef_update(def, json_object_get(params, "changes"), err,
-			 sizeof(err));
-	if (r == 0)
+	r = vmdef_update(def, changes, err, sizeof(err));
+	/* A running VM gets the new limits before they are stored, so that
+	 * one the host refuses (memory_limit below what the VM uses) is
+	 * neither stored nor half applied: the old ones are put back. */
+	running = vm_state_has_process(vm->state) && vm->pid > 0;
+	if (r == 0 && running) {
+		r = limits_vm_apply(vm, def, err, sizeof(err));
+		if (r < 0)
+			limits_vm_apply(vm, vm->def, undo, sizeof(undo));
+	}
+	if (r == 0) {
 		r = rpc_vm_save(call->d, def, vm->tenant, err, sizeof(err));
+		if (r < 0 && running)
+			limits_vm_apply(vm, vm->def, undo, sizeof(undo));
+	}
 	if (r < 0) {
 		vmdef_free(def);
 		return rpc_fail(call, r, "%s", err);
@@ -691,16 +705,17 @@ rpc_vm_set(struct rpc_call *call, json_t *params)
 	vmdef_free(vm->def);
 	vm->def = def;
 	events_emit(&call->d->events, EVENT_VM_UPDATED, vm, NULL);
-	/* Applying cgroup limits, affinity and device rate limits to a
-	 * running process comes with issue #6; until then a change takes
-	 * effect at the next start, and the result says so. */
+	/* CPU and memory limits and pinning are applied above; the devices'
+	 * rate limits live in vmm-run and take effect at the next start. */
+	devices = json_object_get(changes, "disks") ||
+		  json_object_get(changes, "nics");
 	res = json_pack("{s:s, s:o, s:b}", "name", vm->name, "definition",
-			vmdef_to_json(vm->def), "applied", 0);
-	if (res && vm_state_has_process(vm->state))
+			vmdef_to_json(vm->def), "applied",
+			running && !devices);
+	if (res && running && devices)
 		json_object_set_new(res, "note", json_string(
-			"stored; applying resources and rate limits to a "
-			"running VM is not implemented yet: they take effect "
-			"at its next start"));
+			"stored; resources applied to the running VM; disk "
+			"and NIC rate limits take effect at its next start"));
 	if (!res)
 		return -ENOMEM;
 	rpc_reply(call, res);
@@ -756,21 +771,50 @@ static json_t *
 rpc_stats_reshape(struct vm *vm, json_t *r)
 {
 	unsigned long long user, sys;
+	json_int_t usage, throttled = 0, current;
+	struct cgroup_stats cs;
 	json_t *res, *disks, *nics, *vcpus, *v;
 	size_t i;
 
+	/* The VM's cgroup counts the whole process, KVM's threads too;
+	 * without one, what the process itself says. */
 	rpc_proc_times(vm->pid, &user, &sys);
+	usage = rpc_int(r, "cpu_ns") / 1000;
+	current = rpc_int(json_object_get(r, "memory"), "rss_bytes");
+	if (limits_vm_stats(vm, &cs) < 0)
+		memset(&cs, 0, sizeof(cs));
+	if (cs.has_cpu)
+		usage = (json_int_t)(cs.cpu_usage_ns / 1000);
+	if (cs.has_cpu_split) {
+		user = cs.cpu_user_ns / 1000;
+		sys = cs.cpu_system_ns / 1000;
+	}
+	if (cs.has_throttle)
+		throttled = (json_int_t)(cs.cpu_throttled_ns / 1000);
+	if (cs.has_memory)
+		current = (json_int_t)cs.memory_current;
 	res = json_pack("{s:s, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I}}",
 			"name", vm->name,
 			"uptime_sec", (json_int_t)rpc_uptime_sec(vm),
-			"cpu", "usage_usec", rpc_int(r, "cpu_ns") / 1000,
+			"cpu", "usage_usec", usage,
 			"user_usec", (json_int_t)user,
 			"system_usec", (json_int_t)sys,
-			"throttled_usec", (json_int_t)0,
-			"memory", "current",
-			rpc_int(json_object_get(r, "memory"), "rss_bytes"));
+			"throttled_usec", throttled,
+			"memory", "current", current);
 	if (!res)
 		return NULL;
+	if (cs.has_throttle) {
+		json_object_set_new(json_object_get(res, "cpu"), "nr_periods",
+				    json_integer((json_int_t)cs.cpu_nr_periods));
+		json_object_set_new(json_object_get(res, "cpu"),
+				    "nr_throttled",
+				    json_integer((json_int_t)cs.cpu_nr_throttled));
+	}
+	if (cs.has_memory_peak)
+		json_object_set_new(json_object_get(res, "memory"), "peak",
+				    json_integer((json_int_t)cs.memory_peak));
+	json_object_set_new(res, "cgroup", json_boolean(cs.has_cpu ||
+							 cs.has_memory));
 	if (vm->def->resources.memory_limit)
 		json_object_set_new(json_object_get(res, "memory"), "limit",
 			json_integer((json_int_t)vm->def->resources.memory_limit));

@@ -16,6 +16,7 @@
 
 #include "proto/size.h"
 #include "vmmd/daemon.h"
+#include "vmmd/limits.h"
 #include "vmmd/log.h"
 #include "vmmd/supervise.h"
 #include "vmmd/vmmrun.h"
@@ -191,11 +192,22 @@ supervise_argv(const char *vmm_run, const struct vmdef *def,
 	for (i = 0; i < def->nr_disks; i++) {
 		const struct vmdef_disk *dk = &def->disks[i];
 
+		char lim[128] = "";
+		const struct vmdef_disk_limits *l = &dk->limits;
+
+		/* I/O limits: vmm-run's token buckets (0: none). */
+		if (l->bytes.rate || l->ops.rate)
+			snprintf(lim, sizeof(lim),
+				 ",bps=%llu,bps_burst=%llu,iops=%llu,iops_burst=%llu",
+				 (unsigned long long)l->bytes.rate,
+				 (unsigned long long)l->bytes.burst,
+				 (unsigned long long)l->ops.rate,
+				 (unsigned long long)l->ops.burst);
 		argv_add(&a, "--disk");
-		argv_add(&a, "%s%s%s%s%s", dk->path,
+		argv_add(&a, "%s%s%s%s%s%s", dk->path,
 			 dk->readonly ? ",ro" : "",
 			 dk->serial[0] ? ",serial=" : "", dk->serial,
-			 dk->direct ? ",direct" : "");
+			 dk->direct ? ",direct" : "", lim);
 	}
 	for (i = 0; i < def->nr_nics; i++) {
 		const struct vmdef_nic *nic = &def->nics[i];
@@ -565,6 +577,7 @@ void
 supervise_detach(struct vm *vm)
 {
 	supervise_unwatch(vm);
+	limits_vm_detach(vm);
 }
 
 /* vmm-run's own notifications: someone paused or resumed it directly. */
@@ -601,12 +614,22 @@ supervise_start_timer(struct vm *vm)
 /* --- spawning ------------------------------------------------------------- */
 
 static void
-supervise_child(char **argv, int null_fd, int log_fd)
+supervise_child(char **argv, int null_fd, int log_fd, int go_fd)
 {
 	sigset_t none;
+	ssize_t n;
+	char c;
 	int fd;
 
-	/* Only async-signal-safe calls from here to exec. */
+	/* Only async-signal-safe calls from here to exec. Wait until the
+	 * parent has moved this process into the VM's cgroup: what it
+	 * allocates before the move stays charged to the old group. One
+	 * byte is the go; end of file means the start was abandoned. */
+	do
+		n = read(go_fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(127);
 	setsid();
 	if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
 		_exit(127);
@@ -635,7 +658,7 @@ supervise_spawn(struct vm *vm, char *err, size_t errlen)
 	struct vmmd *d = vm->d;
 	struct vm_paths p;
 	char **argv = NULL, pidtext[32], sub[96];
-	int null_fd = -1, log_fd = -1, r;
+	int null_fd = -1, log_fd = -1, go[2] = { -1, -1 }, r;
 	pid_t pid;
 
 	r = supervise_paths(d->cfg->runtime_dir, vm->name, &p);
@@ -669,14 +692,45 @@ supervise_spawn(struct vm *vm, char *err, size_t errlen)
 			 strerror(-r));
 		goto out;
 	}
+	/* The group and its limits come before the process: a VM whose
+	 * limits cannot be applied must not start unlimited. */
+	r = limits_vm_prepare(vm, err, errlen);
+	if (r < 0)
+		goto out;
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "pipe: %s", strerror(-r));
+		limits_vm_exited(vm, false);
+		goto out;
+	}
 	pid = fork();
 	if (pid < 0) {
 		r = -errno;
 		snprintf(err, errlen, "fork: %s", strerror(-r));
+		limits_vm_exited(vm, false);
 		goto out;
 	}
-	if (pid == 0)
-		supervise_child(argv, null_fd, log_fd);
+	if (pid == 0) {
+		close(go[1]);
+		supervise_child(argv, null_fd, log_fd, go[0]);
+	}
+	close(go[0]);
+	go[0] = -1;
+	r = limits_vm_attach(vm, pid, err, errlen);
+	if (r == 0 && write(go[1], "g", 1) != 1) {
+		r = -errno;
+		snprintf(err, errlen, "cannot let vmm-run start: %s",
+			 strerror(-r));
+	}
+	if (r < 0) {
+		/* The child sees end of file and exits without exec. */
+		close(go[1]);
+		go[1] = -1;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		limits_vm_exited(vm, false);
+		goto out;
+	}
 
 	vm->pid = pid;
 	vm->child = true;
@@ -701,6 +755,7 @@ supervise_spawn(struct vm *vm, char *err, size_t errlen)
 		waitpid(pid, NULL, 0);
 		vm->pid = 0;
 		supervise_unwatch(vm);
+		limits_vm_exited(vm, false);
 		goto out;
 	}
 	snprintf(pidtext, sizeof(pidtext), "%d\n", (int)pid);
@@ -711,6 +766,10 @@ supervise_spawn(struct vm *vm, char *err, size_t errlen)
 		 "log %s", (int)pid, p.log);
 	r = 0;
 out:
+	if (go[0] >= 0)
+		close(go[0]);
+	if (go[1] >= 0)
+		close(go[1]);
 	if (log_fd >= 0)
 		close(log_fd);
 	if (null_fd >= 0)
@@ -783,6 +842,7 @@ supervise_probe_done(void *arg, int err, json_t *result, const char *msg)
 		vm_set_state(vm, VM_STATE_RUNNING, "vmm-run (pid %d) is up",
 			     (int)vm->pid);
 	vm->reattaching = false;
+	limits_vm_running(vm);
 	vm_wait_fire(vm, VM_WAIT_STARTED, 0, NULL);
 	vm_unref(vm);
 }
@@ -1074,6 +1134,8 @@ supervise_exited(struct vm *vm, bool known, int wstatus)
 				 vm->def->restart.window_sec);
 		}
 	}
+	/* A restart takes the group over; anything else removes it. */
+	limits_vm_exited(vm, restart);
 	if (restart) {
 		char err[256];
 
@@ -1084,6 +1146,7 @@ supervise_exited(struct vm *vm, bool known, int wstatus)
 				     vm->def->restart.max_restarts,
 				     vm->def->restart.window_sec, desc);
 		} else {
+			limits_vm_exited(vm, false);
 			vm_set_state(vm, VM_STATE_FAILED, "%.120s; restart "
 				     "failed: %.120s", desc, err);
 		}
@@ -1353,6 +1416,7 @@ supervise_reattach(struct vm *vm)
 	}
 	vm->reattaching = true;
 	vm->intent = VM_INTENT_NONE;
+	limits_vm_reattach(vm);
 	vm->console_ring = ring ? ring : supervise_console_ring(vm->def);
 	proc_start_time(vm->pid, &vm->started_at, &vm->started_ms);
 	vm_set_state(vm, VM_STATE_STARTING, "reattaching to vmm-run (pid %d)",

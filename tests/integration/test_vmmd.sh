@@ -326,9 +326,9 @@ rpc_expect "vm.pause again: invalid state" vm.pause '{"name":"web1"}' "r['error'
 rpc_expect "vm.resume resumes" vm.resume '{"name":"web1"}' "r['result']['state']=='running'"
 rpc_expect "vm.stats: CPU time, memory, exits by reason" vm.stats '{"name":"web1"}' \
 	"r['result']['cpu']['usage_usec']>0 and r['result']['memory']['current']>0 and r['result']['vcpus'][0]['exits']['io_out']>0 and r['result']['disks']==[] and r['result']['uptime_sec']>=0"
-rpc_expect "vm.set stores resources; applied false" vm.set \
+rpc_expect "vm.set applies resources to the running VM" vm.set \
 	'{"name":"web1","changes":{"resources":{"cpu_weight":300}}}' \
-	"r['result']['definition']['resources']=={'cpu_weight':300} and r['result']['applied']==False"
+	"r['result']['definition']['resources']=={'cpu_weight':300} and r['result']['applied']==True"
 rpc_expect "vm.set refuses what cannot change on a running VM, naming it" vm.set \
 	'{"name":"web1","changes":{"memory":"128M"}}' \
 	"r['error']['code']==-32602 and r['error']['message'].startswith('memory:')"
