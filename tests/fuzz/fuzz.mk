@@ -15,7 +15,7 @@ FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 # What each harness links: the virtqueue needs only guest memory.
 FUZZ_virtq_SRCS := vmm-core/virtio/virtq.c vmm-core/mem.c
 FUZZ_blk_SRCS := vmm-core/virtio/blk.c vmm-core/virtio/virtio.c vmm-core/virtio/virtq.c \
-	vmm-core/mem.c vmm-core/log.c
+	vmm-core/mem.c vmm-core/log.c vmm-core/ratelimit.c
 # The fuzz rule links no -l flags: liburing comes in as its static archive.
 FUZZ_blk_SRCS += $(shell pkg-config --variable=libdir liburing)/liburing.a
 # proto/ harnesses: the decoders of a peer's bytes, with their libraries

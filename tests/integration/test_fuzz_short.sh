@@ -24,6 +24,7 @@ srcs_for() {
 	virtq) echo "vmm-core/virtio/virtq.c vmm-core/mem.c" ;;
 	blk) echo "vmm-core/virtio/blk.c vmm-core/virtio/virtio.c" \
 		"vmm-core/virtio/virtq.c vmm-core/mem.c vmm-core/log.c" \
+		"vmm-core/ratelimit.c" \
 		"$(pkg-config --variable=libdir liburing 2>/dev/null ||
 			echo /usr/lib/x86_64-linux-gnu)/liburing.a" ;;
 	proto_frame) echo "proto/frame.c proto/jsonrpc.c proto/errors.c" \

@@ -370,7 +370,7 @@ bad "--disk: missing image" kvm "disk image '$TMP/no-disk.img': no such file" \
 	--kernel "$GUEST" --disk "$TMP/no-disk.img"
 bad "--disk: a directory" kvm "disk image '$TMP': is a directory" \
 	--kernel "$GUEST" --disk "$TMP"
-bad "--disk: an unknown option" kvm "disk '$TMP/disk.img': unknown option 'bogus'" \
+bad "--disk: an unknown option" kvm "disk '$TMP/disk.img': unknown or bad option 'bogus'" \
 	--kernel "$GUEST" --disk "$TMP/disk.img,bogus"
 bad "--disk: the same image twice, read-write" kvm "disk image '$TMP/disk.img' is in use" \
 	--kernel "$GUEST" --disk "$TMP/disk.img" --disk "$TMP/disk.img"
