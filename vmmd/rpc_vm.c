@@ -667,6 +667,99 @@ rpc_vm_info(struct rpc_call *call, json_t *params)
 
 /* --- vm.set --------------------------------------------------------------- */
 
+/* vm.set's result; note (borrowed) says what is not applied yet. */
+static json_t *
+rpc_set_result(struct vm *vm, bool running, bool nics, const char *failed)
+{
+	json_t *res = json_pack("{s:s, s:o, s:b}", "name", vm->name,
+				"definition", vmdef_to_json(vm->def),
+				"applied", running && !nics && !failed);
+
+	if (res && failed)
+		json_object_set_new(res, "note", json_string(failed));
+	else if (res && running && nics)
+		json_object_set_new(res, "note", json_string(
+			"stored; resources and disk limits applied to the "
+			"running VM; NIC rate limits take effect at its next "
+			"start"));
+	return res;
+}
+
+struct rpc_set_op {
+	struct rpc_call *call;
+	struct vm *vm;
+	bool nics;
+};
+
+static void
+rpc_set_devices_done(void *arg, int err, json_t *result, const char *msg)
+{
+	struct rpc_set_op *op = arg;
+	char note[256];
+	json_t *res;
+
+	(void)result;
+	if (err < 0)
+		snprintf(note, sizeof(note), "stored, but the running VM "
+			 "refused the disk limits (%s): they take effect at "
+			 "its next start", msg);
+	res = rpc_set_result(op->vm, true, op->nics, err < 0 ? note : NULL);
+	if (res)
+		rpc_reply(op->call, res);
+	else
+		rpc_fail(op->call, -ENOMEM, "out of memory");
+	vm_unref(op->vm);
+	free(op);
+}
+
+/* The disks' limits of vm's definition, positionally, for vmm-run. */
+static json_t *
+rpc_disk_limits(const struct vmdef *def)
+{
+	json_t *disks = json_array();
+	unsigned int i;
+
+	for (i = 0; disks && i < def->nr_disks; i++) {
+		const struct vmdef_disk_limits *l = &def->disks[i].limits;
+
+		json_array_append_new(disks, json_pack(
+			"{s:{s:I, s:I, s:I, s:I}}", "limits",
+			"bytes_per_sec", (json_int_t)l->bytes.rate,
+			"bytes_burst", (json_int_t)l->bytes.burst,
+			"ops_per_sec", (json_int_t)l->ops.rate,
+			"ops_burst", (json_int_t)l->ops.burst));
+	}
+	return disks;
+}
+
+/* Hand the stored disk limits to the running vmm-run, then answer. */
+static int
+rpc_set_devices(struct rpc_call *call, struct vm *vm, bool nics)
+{
+	struct rpc_set_op *op = calloc(1, sizeof(*op));
+	json_t *params;
+
+	if (!op)
+		return -ENOMEM;
+	op->call = call;
+	op->vm = vm_ref(vm);
+	op->nics = nics;
+	params = json_pack("{s:o}", "disks", rpc_disk_limits(vm->def));
+	if (!params || vmmrun_call(vm->ctl, "vm.set", params,
+				   rpc_set_devices_done, op) < 0) {
+		json_t *res = rpc_set_result(vm, true, nics, "stored, but the "
+			"VM's control socket is not available: the disk limits "
+			"take effect at its next start");
+
+		vm_unref(vm);
+		free(op);
+		if (!res)
+			return -ENOMEM;
+		rpc_reply(call, res);
+	}
+	return 0;
+}
+
 int
 rpc_vm_set(struct rpc_call *call, json_t *params)
 {
@@ -705,17 +798,13 @@ rpc_vm_set(struct rpc_call *call, json_t *params)
 	vmdef_free(vm->def);
 	vm->def = def;
 	events_emit(&call->d->events, EVENT_VM_UPDATED, vm, NULL);
-	/* CPU and memory limits and pinning are applied above; the devices'
-	 * rate limits live in vmm-run and take effect at the next start. */
-	devices = json_object_get(changes, "disks") ||
-		  json_object_get(changes, "nics");
-	res = json_pack("{s:s, s:o, s:b}", "name", vm->name, "definition",
-			vmdef_to_json(vm->def), "applied",
-			running && !devices);
-	if (res && running && devices)
-		json_object_set_new(res, "note", json_string(
-			"stored; resources applied to the running VM; disk "
-			"and NIC rate limits take effect at its next start"));
+	/* CPU and memory limits and pinning are applied above; the disks'
+	 * rate limits live in vmm-run: its vm.set changes them, and the
+	 * answer waits for it. NIC limits take effect at the next start. */
+	devices = json_object_get(changes, "nics") != NULL;
+	if (running && json_object_get(changes, "disks"))
+		return rpc_set_devices(call, vm, devices);
+	res = rpc_set_result(vm, running, devices, NULL);
 	if (!res)
 		return -ENOMEM;
 	rpc_reply(call, res);

@@ -313,6 +313,24 @@ else
 	skip "one CPU: no pinning to tell apart"
 fi
 
+# --- disk I/O limits: from the definition to vmm-run, and vm.set ---------------
+truncate -s 16M "$TMP/io.img"
+rpc_expect "a VM with a rate-limited disk starts" vm.create \
+	"{\"definition\":$(guest_def io "\"disks\":[{\"path\":\"$TMP/io.img\",\"limits\":{\"ops_per_sec\":300,\"bytes_per_sec\":\"8M\"}}]"),\"start\":true}" \
+	"r['result']['state']=='running'"
+pid=$(vm_pid io); remember_pid "$pid"
+tr '\0' ' ' </proc/$pid/cmdline 2>/dev/null | grep -q "io.img,bps=8388608,bps_burst=0,iops=300,iops_burst=0" &&
+	ok "vmm-run got the disk's limits on its command line" ||
+	not_ok "vmm-run got the disk's limits on its command line" "$(tr '\0' ' ' </proc/$pid/cmdline 2>&1)"
+rpc_expect "vm.set changes the disk's limits on the running VM" vm.set \
+	'{"name":"io","changes":{"disks":[{"limits":{"ops_per_sec":600}}]}}' \
+	"r['result']['applied'] is True and r['result']['definition']['disks'][0]['limits']['ops_per_sec']==600"
+out=$($PY $RPC "$TMP/run/vms/io/control.sock" vm.set '{"disks":[{}]}' 2>&1)
+echo "$out" | grep -q '"ops_per_sec": 600' && echo "$out" | grep -q '"bytes_per_sec": 8388608' &&
+	ok "... and vmm-run's disk now has them" ||
+	not_ok "... and vmm-run's disk now has them" "$out"
+rpc_expect "the VM with the limited disk is deleted" vm.delete '{"name":"io","force":true}' "'result' in r"
+
 # --- what the host cannot do ------------------------------------------------------
 rpc_expect "cpu_pin to CPU 1000, which this host lacks: the start fails, naming it" vm.create \
 	"{\"definition\":$(guest_def nocpu '"vcpus":1,"resources":{"cpu_pin":["1000"]}'),\"start\":true}" \
