@@ -54,26 +54,6 @@ daemon_notify(const char *state)
 	close(fd);
 }
 
-static int
-daemon_mkdirs(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t i, len = strlen(path);
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		buf[i] = path[i];
-	}
-	return 0;
-}
-
 static void
 daemon_load_one(void *arg, const char *name, json_t *doc)
 {
@@ -252,9 +232,9 @@ daemon_new(struct config *cfg, const char *self_exe, struct vmmd **ret,
 	}
 	/* The runtime directory: its lock says one daemon at a time. */
 	snprintf(path, sizeof(path), "%s/vms", cfg->runtime_dir);
-	r = daemon_mkdirs(cfg->runtime_dir, 0755);
+	r = store_mkdirs(cfg->runtime_dir, 0755);
 	if (r == 0)
-		r = daemon_mkdirs(path, 0700);
+		r = store_mkdirs(path, 0700);
 	if (r < 0) {
 		snprintf(err, errlen, "runtime_dir %s: %s", cfg->runtime_dir,
 			 strerror(-r));

@@ -21,8 +21,7 @@ struct store {
 	int dir_fd;
 };
 
-/* mkdir -p, each created level with mode. */
-static int
+int
 store_mkdirs(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];

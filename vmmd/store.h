@@ -12,6 +12,7 @@
 #ifndef VMMD_STORE_H
 #define VMMD_STORE_H
 
+#include <sys/types.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -55,5 +56,8 @@ typedef void (*store_bad_fn)(void *arg, const char *path, const char *why);
  */
 int store_load_all(struct store *s, store_load_fn ok, store_bad_fn bad,
 		   void *arg);
+
+/* mkdir -p: each level it creates gets mode. 0 or a negative errno. */
+int store_mkdirs(const char *path, mode_t mode);
 
 #endif

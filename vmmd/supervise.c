@@ -19,6 +19,7 @@
 #include "vmmd/limits.h"
 #include "vmmd/log.h"
 #include "vmmd/supervise.h"
+#include "vmmd/store.h"
 #include "vmmd/vmmrun.h"
 
 /* How often a starting VM's control socket is looked for. */
@@ -255,26 +256,6 @@ static const char *
 sub_of(const struct vm *vm, char *buf, size_t len)
 {
 	return vm_log_name(vm, buf, len);
-}
-
-static int
-mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t i, len = strlen(path);
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		buf[i] = path[i];
-	}
-	return 0;
 }
 
 char *
@@ -670,7 +651,7 @@ supervise_spawn(struct vm *vm, char *err, size_t errlen)
 	r = supervise_argv(d->vmm_run, vm->def, &p, &argv, err, errlen);
 	if (r < 0)
 		return r;
-	r = mkdir_p(p.dir, 0700);
+	r = store_mkdirs(p.dir, 0700);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", p.dir, strerror(-r));
 		goto out;
