@@ -10,6 +10,8 @@
 # net_bench: virtio-net (64 B, 1514 B, 64 KiB TSO frames each way) beside a
 #   bare loop on the same TAP, in a network namespace of its own (root).
 # vsock_bench: vsock streams each way beside a bare UNIX socket pair.
+# rpc_bench: vmmd's RPC latency and throughput (vm.list over the UNIX socket
+#   and TLS) and its VM start rate, against a daemon run.sh starts.
 
 BENCH_DIR := $(BUILD)/bench
 BENCH_AS_FLAGS := -m32 -nostdinc -Wall -Werror
@@ -18,7 +20,7 @@ BENCH_OBJCOPY ?= objcopy
 
 BENCH_BINS := $(BENCH_DIR)/firstline $(BENCH_DIR)/exits_bare \
 	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin $(BENCH_DIR)/blk_bench \
-	$(BENCH_DIR)/net_bench $(BENCH_DIR)/vsock_bench
+	$(BENCH_DIR)/net_bench $(BENCH_DIR)/vsock_bench $(BENCH_DIR)/rpc_bench
 
 $(BENCH_DIR)/firstline: $(OBJ)/bench/firstline.o
 	@mkdir -p $(dir $@)
@@ -48,6 +50,11 @@ $(BENCH_DIR)/vsock_bench: $(OBJ)/bench/vsock_bench.o \
 		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+
+# A client of vmmd: proto/ only, like vmctl.
+$(BENCH_DIR)/rpc_bench: $(OBJ)/bench/rpc_bench.o $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(PROTO_LIBS) -pthread
 
 # A flat binary loaded at 0x1000, like the tiny test guests.
 $(BENCH_DIR)/outloop.bin: bench/outloop.S bench/bench.mk

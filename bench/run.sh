@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # The benchmarks (bench/README.md): vmm-run beside QEMU, our exit path
-# beside a bare KVM_RUN loop, and our virtio-blk, virtio-net and vsock
-# devices beside bare loops on the same file, TAP and sockets. Prints what
+# beside a bare KVM_RUN loop, our virtio-blk, virtio-net and vsock
+# devices beside bare loops on the same file, TAP and sockets, and vmmd's
+# RPC latency and VM start rate. Prints what
 # each run measured, then a table of medians, ratios and targets (MET /
 # MISSED), and writes the same as key=value lines to
 # $BUILD/bench/results.txt.
@@ -14,8 +15,8 @@
 # Environment (defaults in brackets):
 #   BUILD [build], VMMRUN [$BUILD/bin/vmm-run], QEMU [qemu-system-x86_64]
 #   BENCH_KERNEL [$BUILD/guest/vmlinuz]
-#   BENCH_ONLY            comma list of startup,linux,exits,blk,net,vsock
-#                         [all six]
+#   BENCH_ONLY            comma list of startup,linux,exits,blk,net,vsock,rpc
+#                         [all seven]
 #   BENCH_STARTUP_RUNS    exec -> first UART byte runs, tiny kernel [7]
 #   BENCH_VMM_RUNS        vmm-run Debian kernel runs [3]
 #   BENCH_VMM_TIMEOUT     seconds for vmm-run's first kernel line [600]
@@ -29,11 +30,16 @@
 #   BENCH_NET_SECONDS     seconds per virtio-net run [1]
 #   BENCH_VSOCK_RUNS      runs of each vsock stream [7]
 #   BENCH_VSOCK_MIB       MiB per vsock stream [256]
+#   VMMD                  the vmmd to measure [$BUILD/bin/vmmd]
+#   BENCH_RPC_SECONDS     seconds per vm.list run [2]
+#   BENCH_RPC_VMS         VMs created and started at once [20]
+#   BENCH_RPC_THREADS     client threads creating them [4]
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 BUILD=${BUILD:-build}
 VMMRUN=${VMMRUN:-$BUILD/bin/vmm-run}
+VMMD=${VMMD:-$BUILD/bin/vmmd}
 QEMU=${QEMU:-qemu-system-x86_64}
 KERNEL=${BENCH_KERNEL:-$BUILD/guest/vmlinuz}
 TESTGUEST=$BUILD/guest-tests/testguest.elf
@@ -43,7 +49,7 @@ OUTLOOP=$BB/outloop.bin
 RESULTS=$BB/results.txt
 LOGS=$BB/logs
 
-ONLY=${BENCH_ONLY:-startup,linux,exits,blk,net,vsock}
+ONLY=${BENCH_ONLY:-startup,linux,exits,blk,net,vsock,rpc}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-7}
 VMM_RUNS=${BENCH_VMM_RUNS:-3}
 VMM_TIMEOUT=${BENCH_VMM_TIMEOUT:-600}
@@ -57,6 +63,9 @@ NET_RUNS=${BENCH_NET_RUNS:-7}
 NET_SECONDS=${BENCH_NET_SECONDS:-1}
 VSOCK_RUNS=${BENCH_VSOCK_RUNS:-7}
 VSOCK_MIB=${BENCH_VSOCK_MIB:-256}
+RPC_SECONDS=${BENCH_RPC_SECONDS:-2}
+RPC_VMS=${BENCH_RPC_VMS:-20}
+RPC_THREADS=${BENCH_RPC_THREADS:-4}
 
 # What the brief fixes for the Linux comparison.
 LINUX_CMDLINE="console=ttyS0 earlyprintk=serial"
@@ -67,9 +76,13 @@ LINUX_RATIO_TARGET=0.10		# vmm-run time / QEMU time, at most
 MEM_TARGET_KIB=5120		# Rss beyond guest RAM, at most
 EXIT_RATIO_TARGET=0.90		# our exits/s / bare exits/s, at least
 DEV_RATIO_TARGET=0.80		# virtio-net, vsock: ours / the bare loop's
+RPC_P99_TARGET_MS=5		# vm.list p99 with 16 TLS clients, at most
+RPC_START_TARGET=5		# VMs reaching running per host CPU per s, at least
 
 errors=()
 bg_pid=
+rpc_tmp=
+rpc_vmmd_pid=
 
 # shellcheck disable=SC2317  # called from the trap
 cleanup() {
@@ -78,6 +91,29 @@ cleanup() {
 		kill -TERM "$bg_pid" 2>/dev/null
 		wait "$bg_pid" 2>/dev/null
 	fi
+	[ -n "$rpc_tmp" ] && rpc_cleanup
+}
+
+# The rpc benchmark's daemon and its VMs (VMs outlive their daemon): the
+# processes named in its runtime directory's pid files, checked to be ours
+# by their command line, then the directory.
+# shellcheck disable=SC2317  # called from the trap
+rpc_cleanup() {
+	local f p
+	if [ -n "$rpc_vmmd_pid" ]; then
+		kill -TERM "$rpc_vmmd_pid" 2>/dev/null
+		wait "$rpc_vmmd_pid" 2>/dev/null
+		rpc_vmmd_pid=
+	fi
+	for f in "$rpc_tmp"/run/vms/*/pid; do
+		[ -r "$f" ] || continue
+		p=$(cat "$f")
+		[ -n "$p" ] && [ -r "/proc/$p/cmdline" ] &&
+			tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "$rpc_tmp" &&
+			kill -KILL "$p" 2>/dev/null
+	done
+	rm -rf "$rpc_tmp"
+	rpc_tmp=
 }
 trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
@@ -128,13 +164,14 @@ if want exits; then need+=("$BB/exits_bare" "$BB/exits_vmm" "$OUTLOOP"); fi
 if want blk; then need+=("$BB/blk_bench"); fi
 if want net; then need+=("$BB/net_bench"); fi
 if want vsock; then need+=("$BB/vsock_bench"); fi
+if want rpc; then need+=("$BB/rpc_bench" "$VMMD" "$VMMRUN" "$TESTGUEST"); fi
 for f in "${need[@]}"; do
 	if [ ! -x "$f" ] && [ ! -f "$f" ]; then
 		echo "bench: $f is missing (make bench builds it)" >&2
 		exit 1
 	fi
 done
-if { want startup || want linux || want exits || want blk; } &&
+if { want startup || want linux || want exits || want blk || want rpc; } &&
    { [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; }; then
 	echo "bench: cannot open /dev/kvm read-write: no measurement possible" >&2
 	exit 1
@@ -571,6 +608,129 @@ if want vsock; then
 	fi
 	dev_row "vsock guest -> host (64 KiB chunks)" vsock.g2h mbps 1 '%.0f MB/s'
 	dev_row "vsock host -> guest (64 KiB chunks)" vsock.h2g mbps 1 '%.0f MB/s'
+fi
+
+# 8. vmmd: vm.list round trips over the UNIX socket and TLS, and the rate
+# at which VMs get created, started and booted through it.
+if want rpc; then
+	say "8. vmmd RPC: vm.list round trips, 1 and 16 clients, UNIX socket" \
+		"and TLS, ${RPC_SECONDS} s each; $RPC_VMS VMs of $TESTGUEST" \
+		"(64M, 1 vCPU) created with start from $RPC_THREADS threads"
+	if ! rpc_tmp=$(mktemp -d /tmp/bench-rpc.XXXXXX); then
+		fail_measure "rpc: cannot make a temporary directory"
+	elif ! tests/integration/lib/mkcerts.sh "$rpc_tmp/certs" \
+			>"$LOGS/rpc-mkcerts.log" 2>&1; then
+		fail_measure "rpc: cannot make certificates (see $LOGS/rpc-mkcerts.log)"
+	else
+		rpc_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+		C=$rpc_tmp/certs
+		echo '{"identities": {"admin1": {"role": "admin"}}}' \
+			>"$rpc_tmp/policy.json"
+		cat >"$rpc_tmp/vmmd.json" <<EOF
+{"state_dir": "$rpc_tmp/state", "runtime_dir": "$rpc_tmp/run",
+ "socket": "$rpc_tmp/run/vmmd.sock", "vmm_run": "$PWD/$VMMRUN",
+ "log_level": "info", "limits": {"start_timeout_sec": 60},
+ "tls": {"address": "127.0.0.1", "port": $rpc_port,
+         "cert": "$C/server.crt", "key": "$C/server.key",
+         "ca": "$C/ca.crt", "policy": "$rpc_tmp/policy.json"}}
+EOF
+		rpc_unix=unix://$rpc_tmp/run/vmmd.sock
+		rpc_tls=(-c "$C/admin1.crt" -k "$C/admin1.key" -a "$C/ca.crt"
+			-u "tls://127.0.0.1:$rpc_port")
+		"$VMMD" --config "$rpc_tmp/vmmd.json" --foreground \
+			>"$LOGS/rpc-vmmd.log" 2>&1 &
+		rpc_vmmd_pid=$!
+		up=no
+		for _ in $(seq 200); do
+			kill -0 "$rpc_vmmd_pid" 2>/dev/null || break
+			if [ -S "$rpc_tmp/run/vmmd.sock" ] &&
+			    "$BB/rpc_bench" list -u "$rpc_unix" -t 0.01 -T 5 \
+				>/dev/null 2>&1; then
+				up=yes
+				break
+			fi
+			sleep 0.05
+		done
+		rpc_out=$LOGS/rpc.out
+		: >"$LOGS/rpc.results"
+		# rpc_step DESC ARGS...: one rpc_bench run, its line shown.
+		rpc_step() {
+			local d=$1; shift
+			if "$BB/rpc_bench" "$@" -o "$LOGS/rpc.results" \
+				>>"$rpc_out" 2>>"$LOGS/rpc.err"; then
+				say "   $(tail -n 1 "$rpc_out")"
+			else
+				fail_measure "rpc: $d failed: $(tail -n 3 "$LOGS/rpc.err" | tr '\n' ' ' | head -c 300)"
+				return 1
+			fi
+		}
+		if [ $up != yes ]; then
+			fail_measure "rpc: vmmd did not start (see $LOGS/rpc-vmmd.log)"
+		elif rpc_step "defining VMs to list" define -u "$rpc_unix" \
+				-g "$PWD/$TESTGUEST" -N 5 -x list; then
+			for n in 1 16; do
+				rpc_step "vm.list, $n UNIX clients" list \
+					-u "$rpc_unix" -n $n -t "$RPC_SECONDS" \
+					-K "rpc.unix.c$n"
+				rpc_step "vm.list, $n TLS clients" list \
+					"${rpc_tls[@]}" -n $n -t "$RPC_SECONDS" \
+					-K "rpc.tls.c$n"
+			done
+			rpc_step "starting $RPC_VMS VMs" start -u "$rpc_unix" \
+				-g "$PWD/$TESTGUEST" -N "$RPC_VMS" \
+				-j "$RPC_THREADS" -x start -K rpc.start
+			rpc_step "deleting the VMs" delete -u "$rpc_unix" -x ''
+		fi
+		load_results "$LOGS/rpc.results"
+		rpc_cleanup
+	fi
+	R[rpc.target_p99_ms_max]=$RPC_P99_TARGET_MS
+	R[rpc.target_running_per_core_s_min]=$RPC_START_TARGET
+	# rpc_row METRIC KEY TARGET: a vm.list row from R[KEY.*].
+	rpc_row() {
+		local p99=${R[$2.p99_us]:-} t=$3 result=- ms
+		if [ -z "$p99" ]; then
+			row "$1" "FAILED" "-" "-" "$t" "-"
+			return
+		fi
+		ms=$(calc "$p99 / 1000")
+		if [ "$t" != - ]; then
+			if [ "$(calc "$ms <= $RPC_P99_TARGET_MS")" = 1 ]; then
+				result=MET
+			else
+				result=MISSED
+			fi
+			R[$2.result]=$result
+		fi
+		row "$1" "$(fmt "$ms" '%.2f ms')" \
+			"p50 $(fmt "$(calc "${R[$2.p50_us]} / 1000")" '%.3f') ms, $(fmt "${R[$2.rps]}" '%.0f')/s" \
+			"-" "$t" "$result"
+	}
+	rpc_row "vm.list p99, 1 UNIX client" rpc.unix.c1 -
+	rpc_row "vm.list p99, 16 UNIX clients" rpc.unix.c16 -
+	rpc_row "vm.list p99, 1 TLS client" rpc.tls.c1 -
+	rpc_row "vm.list p99, 16 TLS clients" rpc.tls.c16 \
+		"<= $RPC_P99_TARGET_MS ms"
+	if [ -n "${R[rpc.start.running_per_core_s]:-}" ]; then
+		v=${R[rpc.start.running_per_core_s]}
+		if [ "$(calc "$v >= $RPC_START_TARGET")" = 1 ]; then
+			result=MET
+		else
+			result=MISSED
+		fi
+		R[rpc.start.result]=$result
+		row "VMs reaching running per core per s" \
+			"$(fmt "$v" '%.2f')/s" \
+			"$RPC_VMS in $(fmt "${R[rpc.start.running_s]}" '%.2f') s, $(nproc) CPUs" \
+			"-" ">= $RPC_START_TARGET" "$result"
+		row "VMs printing READY per core per s" \
+			"$(fmt "${R[rpc.start.ready_per_core_s]}" '%.2f')/s" \
+			"$RPC_VMS in $(fmt "${R[rpc.start.ready_s]}" '%.2f') s" \
+			"-" "-" "-"
+	else
+		row "VMs reaching running per core per s" "FAILED" "-" "-" \
+			">= $RPC_START_TARGET" "-"
+	fi
 fi
 
 R[errors]=${#errors[@]}
