@@ -373,7 +373,8 @@ finish_create(struct cmd_call *call, char *err, size_t errlen)
 /* --- list, events ----------------------------------------------------------- */
 
 static const char *const vm_states[] = {
-	"stopped", "starting", "running", "paused", "stopping", "failed", NULL,
+	"defined", "stopped", "starting", "running", "paused", "stopping",
+	"crashed", NULL,
 };
 
 static const char *const event_types[] = {

@@ -300,7 +300,7 @@ daemon_new(struct config *cfg, const char *self_exe, struct vmmd **ret,
 	TAILQ_FOREACH(vm, &d->reg.vms, entry) {
 		char why[512], sub[96];
 
-		if (!vm->def->autostart || vm->state != VM_STATE_STOPPED)
+		if (!vm->def->autostart || !vm_state_is_down(vm->state))
 			continue;
 		if (supervise_start(vm, "autostart", why, sizeof(why)) < 0)
 			log_error(vm_log_name(vm, sub, sizeof(sub)),

@@ -17,26 +17,28 @@
 #include "vmmd/vmmrun.h"
 
 static const char *const vm_state_names[VM_STATE_MAX] = {
+	[VM_STATE_DEFINED] = "defined",
 	[VM_STATE_STOPPED] = "stopped",
 	[VM_STATE_STARTING] = "starting",
 	[VM_STATE_RUNNING] = "running",
 	[VM_STATE_PAUSED] = "paused",
 	[VM_STATE_STOPPING] = "stopping",
-	[VM_STATE_FAILED] = "failed",
+	[VM_STATE_CRASHED] = "crashed",
 };
 
 #define S(x) (1u << VM_STATE_##x)
 /* Allowed next states, by current state (the diagram in registry.h). */
 static const unsigned int vm_state_next[VM_STATE_MAX] = {
+	[VM_STATE_DEFINED] = S(STARTING),
 	[VM_STATE_STOPPED] = S(STARTING),
-	[VM_STATE_FAILED] = S(STARTING),
+	[VM_STATE_CRASHED] = S(STARTING),
 	/* A reattached process may be paused; a kill during the start or
 	 * the daemon's own restart of it ends it stopped. */
-	[VM_STATE_STARTING] = S(RUNNING) | S(PAUSED) | S(FAILED) | S(STOPPED),
+	[VM_STATE_STARTING] = S(RUNNING) | S(PAUSED) | S(CRASHED) | S(STOPPED),
 	/* starting: the restart policy brings a new process up. */
-	[VM_STATE_RUNNING] = S(PAUSED) | S(STOPPING) | S(STOPPED) | S(FAILED) |
+	[VM_STATE_RUNNING] = S(PAUSED) | S(STOPPING) | S(STOPPED) | S(CRASHED) |
 			     S(STARTING),
-	[VM_STATE_PAUSED] = S(RUNNING) | S(STOPPING) | S(STOPPED) | S(FAILED) |
+	[VM_STATE_PAUSED] = S(RUNNING) | S(STOPPING) | S(STOPPED) | S(CRASHED) |
 			    S(STARTING),
 	/* running or paused: the guest ignored the button and no force. */
 	[VM_STATE_STOPPING] = S(STOPPED) | S(RUNNING) | S(PAUSED),
@@ -69,6 +71,13 @@ vm_state_allowed(enum vm_state from, enum vm_state to)
 	    (unsigned int)to >= VM_STATE_MAX)
 		return false;
 	return vm_state_next[from] & (1u << to);
+}
+
+bool
+vm_state_is_down(enum vm_state s)
+{
+	return s == VM_STATE_DEFINED || s == VM_STATE_STOPPED ||
+	       s == VM_STATE_CRASHED;
 }
 
 bool
@@ -160,7 +169,7 @@ registry_add(struct registry *r, struct vmmd *d, struct vmdef *def,
 	vm->refs = 1;
 	snprintf(vm->name, sizeof(vm->name), "%s", def->name);
 	vm->def = def;
-	vm->state = VM_STATE_STOPPED;
+	vm->state = VM_STATE_DEFINED;
 	vm->pidfd = -1;
 	TAILQ_INIT(&vm->waiters);
 	TAILQ_INIT(&vm->consoles);
@@ -244,7 +253,7 @@ vm_set_state(struct vm *vm, enum vm_state to, const char *fmt, ...)
 	}
 	vm->state = to;
 	memcpy(vm->state_reason, reason, sizeof(reason));
-	log_msg(to == VM_STATE_FAILED ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, sub,
+	log_msg(to == VM_STATE_CRASHED ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, sub,
 		"%s -> %s: %s", vm_state_name(from), vm_state_name(to),
 		reason);
 	if (vm->d && !vm->removed) {

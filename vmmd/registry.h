@@ -3,13 +3,14 @@
  * The VM registry: every defined VM, its definition, its tenant, and its
  * one state machine (PROTOCOL.md):
  *
- *   stopped  --start-->  starting  --control socket answers-->  running
- *   failed   --start-->  starting  --exit / no answer-->        failed
+ *   defined, stopped, crashed  --start-->  starting
+ *   starting  --control socket answers-->  running
+ *   starting  --exit / no answer-->  crashed
  *   running <--pause/resume-->  paused
  *   running, paused  --vm.stop-->  stopping  --exit-->  stopped
  *                                  stopping  --timeout, no force-->  running
  *   running, paused  --exit: power-off-->  stopped
- *   running, paused  --exit: crash-->  failed, or starting (restart policy)
+ *   running, paused  --exit: crash-->  crashed, or starting (restart policy)
  *   starting, running, paused, stopping  --vm.kill-->  stopped
  *
  * vm_set_state() is the only way a state changes: it checks the transition
@@ -38,12 +39,13 @@ struct event;
 struct cgroup_vm;
 
 enum vm_state {
+	VM_STATE_DEFINED,	/* stored, has not run since it was loaded */
 	VM_STATE_STOPPED,
 	VM_STATE_STARTING,
 	VM_STATE_RUNNING,
 	VM_STATE_PAUSED,
 	VM_STATE_STOPPING,
-	VM_STATE_FAILED,
+	VM_STATE_CRASHED,	/* the process died, or could not start */
 	VM_STATE_MAX,
 };
 
@@ -55,7 +57,7 @@ enum vm_intent {
 };
 
 enum vm_wait {
-	VM_WAIT_STARTED,	/* the start finished: running, or failed */
+	VM_WAIT_STARTED,	/* the start finished: running, or crashed */
 	VM_WAIT_EXIT,		/* the process is gone */
 };
 
@@ -142,6 +144,8 @@ int vm_state_parse(const char *s, enum vm_state *ret);
 /* The transition table above. */
 bool vm_state_allowed(enum vm_state from, enum vm_state to);
 /* starting, running, paused, stopping: a process exists. */
+/* defined, stopped or crashed: no process, and it may be started. */
+bool vm_state_is_down(enum vm_state s);
 bool vm_state_has_process(enum vm_state s);
 
 void registry_init(struct registry *r);

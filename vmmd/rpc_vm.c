@@ -179,8 +179,7 @@ rpc_vm_create(struct rpc_call *call, json_t *params)
 			vmdef_free(def);
 			return r;
 		}
-		if (vm->state != VM_STATE_STOPPED &&
-		    vm->state != VM_STATE_FAILED) {
+		if (!vm_state_is_down(vm->state)) {
 			r = rpc_fail(call, -EBUSY, "vm \"%s\" is %s: stop it "
 				     "before replacing its definition",
 				     def->name, vm_state_name(vm->state));
@@ -333,7 +332,7 @@ rpc_vm_start(struct rpc_call *call, json_t *params)
 
 	if (!vm)
 		return 0;
-	if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_FAILED)
+	if (!vm_state_is_down(vm->state))
 		return rpc_fail(call, -EBUSY, "vm \"%s\" is %s", vm->name,
 				vm_state_name(vm->state));
 	return rpc_start_and_wait(call, vm, "vm.start", false);
@@ -453,7 +452,7 @@ rpc_restart_stopped(struct vm *vm, void *arg, int err, bool forced,
 		rpc_fail(call, -ENOENT, "vm \"%s\" not found", vm->name);
 		return;
 	}
-	if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_FAILED) {
+	if (!vm_state_is_down(vm->state)) {
 		rpc_fail(call, -EBUSY, "vm \"%s\" is %s", vm->name,
 			 vm_state_name(vm->state));
 		return;
@@ -471,7 +470,7 @@ rpc_vm_restart(struct rpc_call *call, json_t *params)
 
 	if (!vm)
 		return 0;
-	if (vm->state == VM_STATE_STOPPED || vm->state == VM_STATE_FAILED)
+	if (vm_state_is_down(vm->state))
 		return rpc_start_and_wait(call, vm, "vm.restart", false);
 	if (rpc_stop_params(call, params, vm, &timeout) < 0)
 		return 0;
@@ -995,7 +994,7 @@ rpc_vm_stats(struct rpc_call *call, json_t *params)
 
 	if (!vm)
 		return 0;
-	if (vm->state == VM_STATE_STOPPED || vm->state == VM_STATE_FAILED ||
+	if (vm_state_is_down(vm->state) ||
 	    vm->state == VM_STATE_STARTING || vm->pid <= 0)
 		return rpc_fail(call, -EBUSY, "vm \"%s\" is %s: no statistics",
 				vm->name, vm_state_name(vm->state));

@@ -764,7 +764,7 @@ supervise_start(struct vm *vm, const char *why, char *err, size_t errlen)
 {
 	int r;
 
-	if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_FAILED) {
+	if (!vm_state_is_down(vm->state)) {
 		snprintf(err, errlen, "vm \"%s\" is %s", vm->name,
 			 vm_state_name(vm->state));
 		return -EBUSY;
@@ -1063,7 +1063,7 @@ supervise_exited(struct vm *vm, bool known, int wstatus)
 			char tail[160] = "";
 
 			supervise_log_tail(p.log, tail, sizeof(tail));
-			next = VM_STATE_FAILED;
+			next = VM_STATE_CRASHED;
 			snprintf(reason, sizeof(reason), "%s%s%s",
 				 intent_reason, tail[0] ? "; log: " : "",
 				 tail);
@@ -1074,7 +1074,7 @@ supervise_exited(struct vm *vm, bool known, int wstatus)
 			snprintf(reason, sizeof(reason), "%s", intent_reason);
 			start_err = -ECANCELED;
 		} else {
-			next = VM_STATE_FAILED;
+			next = VM_STATE_CRASHED;
 			snprintf(reason, sizeof(reason), "could not start: %s",
 				 desc);
 			start_err = -EIO;
@@ -1102,13 +1102,13 @@ supervise_exited(struct vm *vm, bool known, int wstatus)
 			break;
 		default:
 			restart = pol != VMDEF_RESTART_NEVER;
-			next = VM_STATE_FAILED;
+			next = VM_STATE_CRASHED;
 			break;
 		}
 		snprintf(reason, sizeof(reason), "%s", desc);
 		if (restart && !supervise_may_restart(vm)) {
 			restart = false;
-			next = VM_STATE_FAILED;
+			next = VM_STATE_CRASHED;
 			snprintf(reason, sizeof(reason), "%.150s; not restarted: "
 				 "%u restarts within %u s", desc,
 				 vm->def->restart.max_restarts,
@@ -1128,7 +1128,7 @@ supervise_exited(struct vm *vm, bool known, int wstatus)
 				     vm->def->restart.window_sec, desc);
 		} else {
 			limits_vm_exited(vm, false);
-			vm_set_state(vm, VM_STATE_FAILED, "%.120s; restart "
+			vm_set_state(vm, VM_STATE_CRASHED, "%.120s; restart "
 				     "failed: %.120s", desc, err);
 		}
 	} else {

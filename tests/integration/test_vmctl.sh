@@ -181,9 +181,9 @@ ok "vmmd serves its socket"
 
 expect_out "version shows the client and the daemon" \
 	"^daemon: +vmmd .*protocol 1" version
-expect_out "create from options (a relative kernel path)" "^t1: created, stopped" \
+expect_out "create from options (a relative kernel path)" "^t1: created, defined" \
 	create --name t1 --kernel "$GUEST" --cmdline testguest.action=echo --memory 64M
-expect_out "list shows it stopped" "^t1 +stopped +1 +64M +- +-" list
+expect_out "list shows it defined" "^t1 +defined +1 +64M +- +-" list
 expect_rc "create again: exit 1 (already exists)" 1 \
 	create --name t1 --kernel "$GUEST" --memory 64M
 echo "$out" | grep -q "(already_exists)" && ok "the daemon's error is printed with its code name" ||

@@ -120,19 +120,26 @@ test_state_names(void **state)
 		assert_int_equal(vm_state_parse(vm_state_name(s), &back), 0);
 		assert_int_equal(back, s);
 	}
+	assert_string_equal(vm_state_name(VM_STATE_DEFINED), "defined");
 	assert_string_equal(vm_state_name(VM_STATE_STOPPED), "stopped");
 	assert_string_equal(vm_state_name(VM_STATE_STARTING), "starting");
 	assert_string_equal(vm_state_name(VM_STATE_RUNNING), "running");
 	assert_string_equal(vm_state_name(VM_STATE_PAUSED), "paused");
 	assert_string_equal(vm_state_name(VM_STATE_STOPPING), "stopping");
-	assert_string_equal(vm_state_name(VM_STATE_FAILED), "failed");
+	assert_string_equal(vm_state_name(VM_STATE_CRASHED), "crashed");
 	assert_string_equal(vm_state_name(VM_STATE_MAX), "unknown");
-	assert_int_equal(vm_state_parse("crashed", &back), -EINVAL);
+	assert_int_equal(vm_state_parse("failed", &back), -EINVAL);
 	assert_int_equal(vm_state_parse("Running", &back), -EINVAL);
 	assert_int_equal(vm_state_parse(NULL, &back), -EINVAL);
 
+	assert_false(vm_state_has_process(VM_STATE_DEFINED));
 	assert_false(vm_state_has_process(VM_STATE_STOPPED));
-	assert_false(vm_state_has_process(VM_STATE_FAILED));
+	assert_false(vm_state_has_process(VM_STATE_CRASHED));
+	assert_true(vm_state_is_down(VM_STATE_DEFINED));
+	assert_true(vm_state_is_down(VM_STATE_STOPPED));
+	assert_true(vm_state_is_down(VM_STATE_CRASHED));
+	assert_false(vm_state_is_down(VM_STATE_STARTING));
+	assert_false(vm_state_is_down(VM_STATE_STOPPING));
 	assert_true(vm_state_has_process(VM_STATE_STARTING));
 	assert_true(vm_state_has_process(VM_STATE_RUNNING));
 	assert_true(vm_state_has_process(VM_STATE_PAUSED));
@@ -145,13 +152,14 @@ test_transitions(void **state)
 	/* The whole table: [from][to], 1 where allowed. */
 #define X VM_STATE_MAX
 	static const char allowed[X][X] = {
-		/*             stopped starting running paused stopping failed */
-		[VM_STATE_STOPPED]  = { 0, 1, 0, 0, 0, 0 },
-		[VM_STATE_STARTING] = { 1, 0, 1, 1, 0, 1 },
-		[VM_STATE_RUNNING]  = { 1, 1, 0, 1, 1, 1 },
-		[VM_STATE_PAUSED]   = { 1, 1, 1, 0, 1, 1 },
-		[VM_STATE_STOPPING] = { 1, 0, 1, 1, 0, 0 },
-		[VM_STATE_FAILED]   = { 0, 1, 0, 0, 0, 0 },
+		/*    defined stopped starting running paused stopping crashed */
+		[VM_STATE_DEFINED]  = { 0, 0, 1, 0, 0, 0, 0 },
+		[VM_STATE_STOPPED]  = { 0, 0, 1, 0, 0, 0, 0 },
+		[VM_STATE_STARTING] = { 0, 1, 0, 1, 1, 0, 1 },
+		[VM_STATE_RUNNING]  = { 0, 1, 1, 0, 1, 1, 1 },
+		[VM_STATE_PAUSED]   = { 0, 1, 1, 1, 0, 1, 1 },
+		[VM_STATE_STOPPING] = { 0, 1, 0, 1, 1, 0, 0 },
+		[VM_STATE_CRASHED]  = { 0, 0, 1, 0, 0, 0, 0 },
 	};
 	enum vm_state from, to;
 
@@ -180,14 +188,14 @@ test_set_state_emits_events(void **state)
 	assert_int_equal(events_subscribe(&f->d->events, (struct conn *)&all,
 					  EVENT_TYPES_ALL, NULL, NULL, &sub), 0);
 	vm = add_vm(f, "web1", NULL);
-	assert_int_equal(vm->state, VM_STATE_STOPPED);
+	assert_int_equal(vm->state, VM_STATE_DEFINED);
 
 	/* Refused: nothing changes, nothing is emitted. */
 	assert_int_equal(vm_set_state(vm, VM_STATE_RUNNING, "no"), -EINVAL);
-	assert_int_equal(vm->state, VM_STATE_STOPPED);
+	assert_int_equal(vm->state, VM_STATE_DEFINED);
 	assert_int_equal(all.nr, 0);
 	/* The same state again is no change at all. */
-	assert_int_equal(vm_set_state(vm, VM_STATE_STOPPED, "again"), 0);
+	assert_int_equal(vm_set_state(vm, VM_STATE_DEFINED, "again"), 0);
 	assert_int_equal(all.nr, 0);
 
 	assert_int_equal(vm_set_state(vm, VM_STATE_STARTING, "vm.%s",
@@ -195,7 +203,7 @@ test_set_state_emits_events(void **state)
 	vm->pid = 4242;
 	assert_int_equal(vm_set_state(vm, VM_STATE_RUNNING, "up"), 0);
 	vm->pid = 0;
-	assert_int_equal(vm_set_state(vm, VM_STATE_FAILED, "guest crashed"),
+	assert_int_equal(vm_set_state(vm, VM_STATE_CRASHED, "guest crashed"),
 			 0);
 	assert_string_equal(vm->state_reason, "guest crashed");
 	assert_int_equal(all.nr, 3);
@@ -208,7 +216,7 @@ test_set_state_emits_events(void **state)
 	assert_string_equal(json_string_value(json_object_get(p, "state")),
 			    "starting");
 	assert_string_equal(json_string_value(json_object_get(p, "previous")),
-			    "stopped");
+			    "defined");
 	assert_string_equal(json_string_value(json_object_get(p, "reason")),
 			    "vm.start");
 	assert_null(json_object_get(p, "pid"));
