@@ -925,7 +925,7 @@ rpc_stats_reshape(struct vm *vm, json_t *r)
 			"read_ops", rpc_int(v, "reads"),
 			"write_ops", rpc_int(v, "writes"),
 			"flush_ops", rpc_int(v, "flushes"),
-			"throttled_usec", (json_int_t)0,
+			"throttled_usec", rpc_int(v, "throttled_ns") / 1000,
 			"errors", rpc_int(v, "errors"),
 			"inflight", rpc_int(v, "inflight")));
 	}

@@ -329,6 +329,8 @@ out=$($PY $RPC "$TMP/run/vms/io/control.sock" vm.set '{"disks":[{}]}' 2>&1)
 echo "$out" | grep -q '"ops_per_sec": 600' && echo "$out" | grep -q '"bytes_per_sec": 8388608' &&
 	ok "... and vmm-run's disk now has them" ||
 	not_ok "... and vmm-run's disk now has them" "$out"
+rpc_expect "vm.stats reports the disk's throttling from vmm-run" vm.stats '{"name":"io"}' \
+	"r['result']['disks'][0]['throttled_usec']>=0 and r['result']['disks'][0]['path'].endswith('io.img')"
 rpc_expect "the VM with the limited disk is deleted" vm.delete '{"name":"io","force":true}' "'result' in r"
 
 # --- what the host cannot do ------------------------------------------------------
