@@ -228,14 +228,19 @@ ctl_vm_stats(struct ctl_call *call, json_t **ret)
 			continue;
 		net_get_stats(m->nics[i], &s);
 		json_array_append_new(nics, json_pack(
-			"{s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"{s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			"s:I, s:I}",
 			"index", (int)i, "tap", net_ifname(m->nics[i]),
 			"rx_packets", (json_int_t)s.rx_packets,
 			"rx_bytes", (json_int_t)s.rx_bytes,
 			"rx_dropped", (json_int_t)s.rx_dropped,
 			"tx_packets", (json_int_t)s.tx_packets,
 			"tx_bytes", (json_int_t)s.tx_bytes,
-			"tx_errors", (json_int_t)s.tx_errors));
+			"tx_errors", (json_int_t)s.tx_errors,
+			"rx_throttled", (json_int_t)s.rx_throttled,
+			"rx_throttled_ns", (json_int_t)s.rx_throttled_ns,
+			"tx_throttled", (json_int_t)s.tx_throttled,
+			"tx_throttled_ns", (json_int_t)s.tx_throttled_ns));
 	}
 	res = json_pack("{s:s, s:I, s:o*, s:{s:I, s:I}, s:o*, s:o*, "
 			"s:{s:I, s:I}}",
@@ -493,10 +498,158 @@ ctl_events_subscribe(struct ctl_call *call, json_t **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* NIC limit fields of vm.set, in the order of ctl_nic_fields(). */
+static const char *const ctl_nic_limit_names[] = {
+	"rx_bytes_per_sec", "rx_bytes_burst", "rx_packets_per_sec",
+	"rx_packets_burst", "tx_bytes_per_sec", "tx_bytes_burst",
+	"tx_packets_per_sec", "tx_packets_burst",
+};
+
+static void
+ctl_nic_fields(struct ratelimit_limits *rx, struct ratelimit_limits *tx,
+	       uint64_t *ret[8])
+{
+	ret[0] = &rx->bytes_per_sec;
+	ret[1] = &rx->bytes_burst;
+	ret[2] = &rx->ops_per_sec;
+	ret[3] = &rx->ops_burst;
+	ret[4] = &tx->bytes_per_sec;
+	ret[5] = &tx->bytes_burst;
+	ret[6] = &tx->ops_per_sec;
+	ret[7] = &tx->ops_burst;
+}
+
 /*
- * params.disks[i].limits: the I/O limits of disk i. Members given replace
- * the current ones (0 or null: none); an entry {} leaves a disk alone. All
- * are checked before any is applied.
+ * params.nics[i].limits into rx[i], tx[i] (from the NIC's current ones),
+ * all checked; the same rules as the disks'. 0 or -EINVAL with call->err.
+ */
+static int
+ctl_nics_parse(struct ctl_call *call, json_t *nics,
+	       struct ratelimit_limits *rx, struct ratelimit_limits *tx)
+{
+	struct vmm *m = call->c->m;
+	uint64_t *field[8];
+	json_t *d, *lim, *v;
+	const char *key;
+	char what[48];
+	unsigned int k;
+	size_t i;
+
+	if (!json_is_array(nics)) {
+		snprintf(call->err, call->errlen, "params.nics: an array with "
+			 "one entry per NIC");
+		return -EINVAL;
+	}
+	if (json_array_size(nics) > m->opt.nr_nets) {
+		snprintf(call->err, call->errlen, "params.nics: %zu entries "
+			 "for %u NIC(s)", json_array_size(nics),
+			 m->opt.nr_nets);
+		return -EINVAL;
+	}
+	json_array_foreach(nics, i, d) {
+		lim = json_object_get(d, "limits");
+		net_get_limits(m->nics[i], &rx[i], &tx[i]);
+		if (!json_is_object(d) || json_object_size(d) >
+		    (lim ? 1u : 0u)) {
+			snprintf(call->err, call->errlen, "params.nics[%zu]: "
+				 "an object with only \"limits\"", i);
+			return -EINVAL;
+		}
+		if (json_is_null(lim)) {
+			memset(&rx[i], 0, sizeof(rx[i]));
+			memset(&tx[i], 0, sizeof(tx[i]));
+			continue;
+		}
+		if (!lim)
+			continue;
+		if (!json_is_object(lim)) {
+			snprintf(call->err, call->errlen, "params.nics[%zu]."
+				 "limits: must be an object or null", i);
+			return -EINVAL;
+		}
+		ctl_nic_fields(&rx[i], &tx[i], field);
+		json_object_foreach(lim, key, v) {
+			for (k = 0; k < 8; k++)
+				if (strcmp(key, ctl_nic_limit_names[k]) == 0)
+					break;
+			if (k == 8) {
+				snprintf(call->err, call->errlen, "params.nics"
+					 "[%zu].limits.%s: unknown field", i,
+					 key);
+				return -EINVAL;
+			}
+			if (json_is_null(v)) {
+				*field[k] = 0;
+			} else if (json_is_integer(v) &&
+				   json_integer_value(v) >= 0) {
+				*field[k] = (uint64_t)json_integer_value(v);
+			} else {
+				snprintf(call->err, call->errlen, "params.nics"
+					 "[%zu].limits.%s: must be an integer "
+					 ">= 0 or null", i, key);
+				return -EINVAL;
+			}
+		}
+		/* Named as the client named them; the check below, for
+		 * values too large, says bytes_ and ops_. */
+		for (k = 0; k < 8; k += 2) {
+			if (*field[k + 1] && !*field[k]) {
+				snprintf(call->err, call->errlen, "params.nics"
+					 "[%zu].limits.%s: given without %s",
+					 i, ctl_nic_limit_names[k + 1],
+					 ctl_nic_limit_names[k]);
+				return -EINVAL;
+			}
+		}
+		/* The check names bytes_/ops_; say which direction. */
+		snprintf(what, sizeof(what), "params.nics[%zu].limits rx_", i);
+		if (ratelimit_limits_check(&rx[i], what, call->err,
+					   call->errlen) < 0)
+			return -EINVAL;
+		snprintf(what, sizeof(what), "params.nics[%zu].limits tx_", i);
+		if (ratelimit_limits_check(&tx[i], what, call->err,
+					   call->errlen) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Apply what ctl_nics_parse() checked; the limits now in force. */
+static json_t *
+ctl_nics_apply(struct ctl_call *call, json_t *nics,
+	       const struct ratelimit_limits *rx,
+	       const struct ratelimit_limits *tx)
+{
+	struct vmm *m = call->c->m;
+	struct ratelimit_limits nrx, ntx;
+	json_t *out = json_array(), *d, *lim;
+	uint64_t *field[8];
+	unsigned int k;
+	size_t i;
+
+	json_array_foreach(nics, i, d) {
+		(void)d;
+		/* Checked already: cannot be refused. */
+		(void)net_set_limits(m->nics[i], &rx[i], &tx[i]);
+		net_get_limits(m->nics[i], &nrx, &ntx);
+		ctl_nic_fields(&nrx, &ntx, field);
+		lim = json_object();
+		for (k = 0; lim && k < 8; k++)
+			json_object_set_new(lim, ctl_nic_limit_names[k],
+					    json_integer((json_int_t)*field[k]));
+		json_array_append_new(out, json_pack("{s:i, s:o*}", "index",
+						     (int)i, "limits", lim));
+	}
+	return out;
+}
+
+/*
+ * params.disks[i].limits: the I/O limits of disk i; params.nics[i].limits
+ * those of NIC i (rx_ and tx_ bytes_per_sec, bytes_burst, packets_per_sec,
+ * packets_burst). Members given replace the current ones (0 or null:
+ * none); an entry {} leaves a device alone; limits null lifts them all.
+ * One of disks and nics is required. All are checked before any is
+ * applied.
  */
 static int
 ctl_vm_set(struct ctl_call *call, json_t **ret)
@@ -506,13 +659,23 @@ ctl_vm_set(struct ctl_call *call, json_t **ret)
 	};
 	struct vmm *m = call->c->m;
 	struct ratelimit_limits want[VMM_MAX_DISKS];
+	struct ratelimit_limits nrx[VMM_MAX_NICS], ntx[VMM_MAX_NICS];
 	json_t *disks = json_object_get(call->params, "disks"), *d, *out;
+	json_t *nics = json_object_get(call->params, "nics");
 	size_t i;
 	unsigned int k;
 
-	if (!json_is_array(disks)) {
-		snprintf(call->err, call->errlen, "params.disks: required, an "
-			 "array with one entry per disk");
+	if (!disks && !nics) {
+		snprintf(call->err, call->errlen, "params.disks or params.nics: "
+			 "required, an array with one entry per device");
+		return -EINVAL;
+	}
+	if (nics && ctl_nics_parse(call, nics, nrx, ntx) < 0)
+		return -EINVAL;
+	/* Without disks, the loops below see an empty array. */
+	if (disks && !json_is_array(disks)) {
+		snprintf(call->err, call->errlen, "params.disks: an array with "
+			 "one entry per disk");
 		return -EINVAL;
 	}
 	if (json_array_size(disks) > m->opt.nr_disks) {
@@ -594,11 +757,17 @@ ctl_vm_set(struct ctl_call *call, json_t **ret)
 			names[2], (json_int_t)now.ops_per_sec,
 			names[3], (json_int_t)now.ops_burst));
 	}
-	*ret = json_pack("{s:o}", "disks", out);
+	*ret = json_object();
+	if (*ret && disks)
+		json_object_set(*ret, "disks", out);
+	json_decref(out);
+	if (*ret && nics)
+		json_object_set_new(*ret, "nics",
+				    ctl_nics_apply(call, nics, nrx, ntx));
 	return *ret ? 0 : -ENOMEM;
 }
 
-static const char *const vm_set_params[] = { "disks", NULL };
+static const char *const vm_set_params[] = { "disks", "nics", NULL };
 static const char *const balloon_set_params[] = { "target", NULL };
 
 /* The method table: the parameters each takes are checked once, here. */

@@ -25,6 +25,7 @@
 #include "x86/loader.h"
 
 #include "proto/size.h"
+#include "proto/vmdef.h"
 
 #include <asm/bootparam.h>
 #include <errno.h>
@@ -70,11 +71,15 @@ usage(FILE *f)
 		"               [--cpus N] [--memory SIZE] [--console stdio|file:PATH]\n"
 		"               [--disk PATH[,ro][,serial=S][,direct][,bps=SIZE][,iops=N]\n"
 		"                      [,bps_burst=SIZE][,iops_burst=N]]...\n"
-		"               [--net tap=NAME|fd=N[,mac=MAC][,rom=PATH]]...\n"
+		"               [--net tap=NAME|fd=N[,mac=MAC][,rom=PATH]\n"
+		"                     [,rx_bps=SIZE][,rx_pps=N][,tx_bps=SIZE][,tx_pps=N]\n"
+		"                     [,rx_bps_burst=SIZE][,rx_pps_burst=N]\n"
+		"                     [,tx_bps_burst=SIZE][,tx_pps_burst=N]]...\n"
 		"               [--vsock cid=N,uds=PATH]\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
 		"               [--name NAME] [--control PATH]\n"
+		"       vmm-run --definition FILE.json [options but the machine's]\n"
 		"               [--console-socket PATH[,history=SIZE]]\n"
 		"\n"
 		"Boots one VM in the foreground. SIZE takes K, M, G or T (binary\n"
@@ -82,7 +87,8 @@ usage(FILE *f)
 		"--classic-boot lets the guest decompress its own bzImage.\n"
 		"--disk adds a virtio-blk disk (a raw image; repeatable).\n"
 		"--net adds a virtio-net NIC on a TAP; rom= gives it an expansion\n"
-		"ROM for --firmware to run (/usr/lib/ipxe/qemu/pxe-virtio.rom).\n"
+		"ROM for --firmware to run (/usr/lib/ipxe/qemu/pxe-virtio.rom);\n"
+		"rx_ (to the guest) and tx_ (from it) limit bytes and packets/s.\n"
 		"--virtio-console adds hvc0 (virtio-console); with stdio it takes\n"
 		"the terminal's input. A virtio-rng device is there unless --no-rng.\n"
 		"--firmware boots a BIOS image (e.g. /usr/share/seabios/bios.bin)\n"
@@ -214,6 +220,96 @@ out:
 	return r;
 }
 
+/*
+ * --definition FILE: the VM definition of proto/PROTOCOL.md, the very
+ * parser the daemon and vmctl use (with its file checks), turned into
+ * the options it stands for. The machine comes from the file alone; what
+ * only the daemon acts on (resources, autostart, restart) is not ours.
+ * The definition is kept for the process's life: options point into it.
+ */
+static int
+load_definition(struct options *o)
+{
+	struct vmdef *def;
+	char err[512];
+	uint8_t *buf;
+	size_t len;
+	unsigned int i;
+	int r;
+
+	if (o->kernel || o->initrd || o->cmdline || o->firmware ||
+	    o->nr_disks || o->nr_nets || o->balloon)
+		return die_usage("--definition gives the machine: no --kernel, "
+				 "--initrd, --cmdline, --firmware, --disk, --net "
+				 "or --balloon with it");
+	r = read_file("--definition", o->definition, &buf, &len);
+	if (r < 0)
+		return EXIT_USAGE;
+	r = vmdef_from_string((const char *)buf, len, VMDEF_CHECK_FILES, &def,
+			      err, sizeof(err));
+	free(buf);
+	if (r < 0)
+		return die_usage("--definition %s: %s", o->definition, err);
+	if (def->virtio_console && !o->virtio_console)
+		return die_usage("--definition %s: virtio_console needs "
+				 "--virtio-console stdio|file:PATH", o->definition);
+	if (def->has_vsock && !o->vsock)
+		return die_usage("--definition %s: vsock needs --vsock "
+				 "cid=N,uds=PATH", o->definition);
+	if (!o->name)
+		o->name = def->name;
+	o->cpus = def->vcpus;
+	o->memory = def->memory;
+	o->kernel = def->kernel;
+	o->initrd = def->initrd;
+	o->cmdline = def->cmdline;
+	o->firmware = def->firmware;
+	o->balloon = def->balloon;
+	o->console_history = def->console_history < CONHUB_HISTORY_MIN ?
+			     CONHUB_HISTORY_MIN : def->console_history;
+	for (i = 0; i < def->nr_disks; i++) {
+		const struct vmdef_disk *d = &def->disks[i];
+		const struct vmdef_disk_limits *l = &d->limits;
+		char *arg;
+
+		if (asprintf(&arg, "%s%s%s%s%s,bps=%llu,bps_burst=%llu,"
+			     "iops=%llu,iops_burst=%llu", d->path,
+			     d->readonly ? ",ro" : "",
+			     d->serial[0] ? ",serial=" : "", d->serial,
+			     d->direct ? ",direct" : "",
+			     (unsigned long long)l->bytes.rate,
+			     (unsigned long long)l->bytes.burst,
+			     (unsigned long long)l->ops.rate,
+			     (unsigned long long)l->ops.burst) < 0)
+			return EXIT_INTERNAL;
+		o->disks[o->nr_disks++] = arg;
+	}
+	for (i = 0; i < def->nr_nics; i++) {
+		const struct vmdef_nic *n = &def->nics[i];
+		char mac[18] = "", *arg;
+
+		const struct vmdef_nic_limits *l = &n->limits;
+
+		if (n->has_mac)
+			vmdef_mac_format(n->mac, mac);
+		if (asprintf(&arg, "tap=%s%s%s,rx_bps=%llu,rx_bps_burst=%llu,"
+			     "rx_pps=%llu,rx_pps_burst=%llu,tx_bps=%llu,"
+			     "tx_bps_burst=%llu,tx_pps=%llu,tx_pps_burst=%llu",
+			     n->tap, n->has_mac ? ",mac=" : "", mac,
+			     (unsigned long long)l->rx_bytes.rate,
+			     (unsigned long long)l->rx_bytes.burst,
+			     (unsigned long long)l->rx_packets.rate,
+			     (unsigned long long)l->rx_packets.burst,
+			     (unsigned long long)l->tx_bytes.rate,
+			     (unsigned long long)l->tx_bytes.burst,
+			     (unsigned long long)l->tx_packets.rate,
+			     (unsigned long long)l->tx_packets.burst) < 0)
+			return EXIT_INTERNAL;
+		o->nets[o->nr_nets++] = arg;
+	}
+	return 0;
+}
+
 static int
 parse_args(int argc, char **argv, struct options *o)
 {
@@ -238,6 +334,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "name", required_argument, NULL, 'A' },
 		{ "control", required_argument, NULL, 'T' },
 		{ "console-socket", required_argument, NULL, 'O' },
+		{ "definition", required_argument, NULL, 'J' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -333,6 +430,7 @@ parse_args(int argc, char **argv, struct options *o)
 						 VMM_MAX_DISKS);
 			o->disks[o->nr_disks++] = optarg;
 			break;
+		case 'J': o->definition = optarg; break;
 		case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("vmm-run %s\n", VMM_RUN_VERSION); exit(0);
@@ -346,6 +444,12 @@ parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		return die_usage("unexpected argument '%s'", argv[optind]);
+	if (o->definition) {
+		int r = load_definition(o);
+
+		if (r)
+			return r;
+	}
 	if (o->firmware && (o->kernel || o->initrd || o->cmdline))
 		return die_usage("--firmware boots the BIOS image alone: no "
 				 "--kernel, --initrd or --cmdline with it");
@@ -910,8 +1014,35 @@ read_nic_rom(const char *arg, const char *path, uint8_t **ret, size_t *ret_len)
 	return 0;
 }
 
-/* "tap=NAME[,mac=MAC][,rom=PATH]" or "fd=N[,...]"; the NIC's index seeds
- * its MAC. */
+/*
+ * One limit of --net: rx_ (to the guest) or tx_ (from it), then bps=SIZE,
+ * bps_burst=SIZE, pps=N or pps_burst=N: --disk's bps and iops, packets
+ * being a NIC's operations. 0, or -EINVAL when tok is none.
+ */
+static int
+parse_net_limit(const char *tok, struct net_options *o)
+{
+	struct ratelimit_limits *l;
+	char disk[64];
+
+	if (strncmp(tok, "rx_", 3) == 0)
+		l = &o->rx_limits;
+	else if (strncmp(tok, "tx_", 3) == 0)
+		l = &o->tx_limits;
+	else
+		return -EINVAL;
+	tok += 3;
+	if (strncmp(tok, "bps", 3) == 0)
+		return parse_disk_limit(tok, l);
+	if (strncmp(tok, "pps", 3) != 0 ||
+	    (size_t)snprintf(disk, sizeof(disk), "io%s", tok + 1) >=
+	    sizeof(disk))
+		return -EINVAL;
+	return parse_disk_limit(disk, l);	/* pps... as iops... */
+}
+
+/* "tap=NAME[,mac=MAC][,rom=PATH][,LIMIT...]" or "fd=N[,...]"; the NIC's
+ * index seeds its MAC. */
 static int
 setup_nic(struct vmm *m, unsigned int index)
 {
@@ -948,10 +1079,11 @@ setup_nic(struct vmm *m, unsigned int index)
 			o.mac = mac;
 		} else if (strncmp(tok, "rom=", 4) == 0 && tok[4]) {
 			rom_path = tok + 4;
-		} else {
-			log_err("--net '%s': unknown option '%s' (expected "
-				"tap=NAME, fd=N, mac=MAC or rom=PATH)",
-				m->opt.nets[index], tok);
+		} else if (parse_net_limit(tok, &o) < 0) {
+			log_err("--net '%s': unknown or bad option '%s' "
+				"(expected tap=NAME, fd=N, mac=MAC, rom=PATH, "
+				"rx_ or tx_ bps=SIZE, bps_burst=SIZE, pps=N or "
+				"pps_burst=N)", m->opt.nets[index], tok);
 			r = -EINVAL;
 		}
 	}

@@ -52,6 +52,7 @@ struct options {
 	const char *control;		/* --control: control socket path */
 	const char *console_socket;	/* --console-socket: its path */
 	uint64_t console_history;	/* its history, bytes */
+	const char *definition;		/* --definition: a VM definition file */
 };
 
 struct vmm {

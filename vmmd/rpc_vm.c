@@ -666,28 +666,22 @@ rpc_vm_info(struct rpc_call *call, json_t *params)
 
 /* --- vm.set --------------------------------------------------------------- */
 
-/* vm.set's result; note (borrowed) says what is not applied yet. */
+/* vm.set's result; failed (borrowed) says what is not applied. */
 static json_t *
-rpc_set_result(struct vm *vm, bool running, bool nics, const char *failed)
+rpc_set_result(struct vm *vm, bool running, const char *failed)
 {
 	json_t *res = json_pack("{s:s, s:o, s:b}", "name", vm->name,
 				"definition", vmdef_to_json(vm->def),
-				"applied", running && !nics && !failed);
+				"applied", running && !failed);
 
 	if (res && failed)
 		json_object_set_new(res, "note", json_string(failed));
-	else if (res && running && nics)
-		json_object_set_new(res, "note", json_string(
-			"stored; resources and disk limits applied to the "
-			"running VM; NIC rate limits take effect at its next "
-			"start"));
 	return res;
 }
 
 struct rpc_set_op {
 	struct rpc_call *call;
 	struct vm *vm;
-	bool nics;
 };
 
 static void
@@ -700,9 +694,9 @@ rpc_set_devices_done(void *arg, int err, json_t *result, const char *msg)
 	(void)result;
 	if (err < 0)
 		snprintf(note, sizeof(note), "stored, but the running VM "
-			 "refused the disk limits (%s): they take effect at "
+			 "refused the device limits (%s): they take effect at "
 			 "its next start", msg);
-	res = rpc_set_result(op->vm, true, op->nics, err < 0 ? note : NULL);
+	res = rpc_set_result(op->vm, true, err < 0 ? note : NULL);
 	if (res)
 		rpc_reply(op->call, res);
 	else
@@ -731,9 +725,33 @@ rpc_disk_limits(const struct vmdef *def)
 	return disks;
 }
 
-/* Hand the stored disk limits to the running vmm-run, then answer. */
+/* The NICs' limits of vm's definition, positionally, for vmm-run. */
+static json_t *
+rpc_nic_limits(const struct vmdef *def)
+{
+	json_t *nics = json_array();
+	unsigned int i;
+
+	for (i = 0; nics && i < def->nr_nics; i++) {
+		const struct vmdef_nic_limits *l = &def->nics[i].limits;
+
+		json_array_append_new(nics, json_pack(
+			"{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "limits",
+			"rx_bytes_per_sec", (json_int_t)l->rx_bytes.rate,
+			"rx_bytes_burst", (json_int_t)l->rx_bytes.burst,
+			"rx_packets_per_sec", (json_int_t)l->rx_packets.rate,
+			"rx_packets_burst", (json_int_t)l->rx_packets.burst,
+			"tx_bytes_per_sec", (json_int_t)l->tx_bytes.rate,
+			"tx_bytes_burst", (json_int_t)l->tx_bytes.burst,
+			"tx_packets_per_sec", (json_int_t)l->tx_packets.rate,
+			"tx_packets_burst", (json_int_t)l->tx_packets.burst));
+	}
+	return nics;
+}
+
+/* Hand the stored device limits to the running vmm-run, then answer. */
 static int
-rpc_set_devices(struct rpc_call *call, struct vm *vm, bool nics)
+rpc_set_devices(struct rpc_call *call, struct vm *vm)
 {
 	struct rpc_set_op *op = calloc(1, sizeof(*op));
 	json_t *params;
@@ -742,12 +760,12 @@ rpc_set_devices(struct rpc_call *call, struct vm *vm, bool nics)
 		return -ENOMEM;
 	op->call = call;
 	op->vm = vm_ref(vm);
-	op->nics = nics;
-	params = json_pack("{s:o}", "disks", rpc_disk_limits(vm->def));
+	params = json_pack("{s:o, s:o}", "disks", rpc_disk_limits(vm->def),
+			   "nics", rpc_nic_limits(vm->def));
 	if (!params || vmmrun_call(vm->ctl, "vm.set", params,
 				   rpc_set_devices_done, op) < 0) {
-		json_t *res = rpc_set_result(vm, true, nics, "stored, but the "
-			"VM's control socket is not available: the disk limits "
+		json_t *res = rpc_set_result(vm, true, "stored, but the VM's "
+			"control socket is not available: the device limits "
 			"take effect at its next start");
 
 		vm_unref(vm);
@@ -800,10 +818,11 @@ rpc_vm_set(struct rpc_call *call, json_t *params)
 	/* CPU and memory limits and pinning are applied above; the disks'
 	 * rate limits live in vmm-run: its vm.set changes them, and the
 	 * answer waits for it. NIC limits take effect at the next start. */
-	devices = json_object_get(changes, "nics") != NULL;
-	if (running && json_object_get(changes, "disks"))
-		return rpc_set_devices(call, vm, devices);
-	res = rpc_set_result(vm, running, devices, NULL);
+	devices = json_object_get(changes, "disks") ||
+		  json_object_get(changes, "nics");
+	if (running && devices)
+		return rpc_set_devices(call, vm);
+	res = rpc_set_result(vm, running, NULL);
 	if (!res)
 		return -ENOMEM;
 	rpc_reply(call, res);

@@ -216,9 +216,27 @@ supervise_argv(const char *vmm_run, const struct vmdef *def,
 
 		if (nic->has_mac)
 			vmdef_mac_format(nic->mac, mac);
+		const struct vmdef_nic_limits *l = &nic->limits;
+		char lim[256] = "";
+
+		/* Rate limits: vmm-run's token buckets (0: none). */
+		if (l->rx_bytes.rate || l->rx_packets.rate ||
+		    l->tx_bytes.rate || l->tx_packets.rate)
+			snprintf(lim, sizeof(lim),
+				 ",rx_bps=%llu,rx_bps_burst=%llu,rx_pps=%llu,"
+				 "rx_pps_burst=%llu,tx_bps=%llu,tx_bps_burst=%llu,"
+				 "tx_pps=%llu,tx_pps_burst=%llu",
+				 (unsigned long long)l->rx_bytes.rate,
+				 (unsigned long long)l->rx_bytes.burst,
+				 (unsigned long long)l->rx_packets.rate,
+				 (unsigned long long)l->rx_packets.burst,
+				 (unsigned long long)l->tx_bytes.rate,
+				 (unsigned long long)l->tx_bytes.burst,
+				 (unsigned long long)l->tx_packets.rate,
+				 (unsigned long long)l->tx_packets.burst);
 		argv_add(&a, "--net");
-		argv_add(&a, "tap=%s%s%s", nic->tap, nic->has_mac ? ",mac=" : "",
-			 mac);
+		argv_add(&a, "tap=%s%s%s%s", nic->tap,
+			 nic->has_mac ? ",mac=" : "", mac, lim);
 	}
 	if (def->has_vsock) {
 		argv_add(&a, "--vsock");

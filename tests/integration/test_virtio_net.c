@@ -23,6 +23,13 @@
  * many tiny pieces, where the device reads with the buffers that fit its
  * iovec array, so a small frame passes and a 64 KiB one is dropped and
  * counted.
+ * And the limits, measured: transmit at 50 Mbit/s (set at net_new())
+ * timed by the kernel's arrival stamps at the TAP's packet socket, and
+ * 2000 packets/s raised to 5000/s with net_set_limits() while the
+ * transmitq is full, then lifted; receive at 50 Mbit/s and 2000/s with
+ * the host writing twice as fast, counted in the guest's buffers; each
+ * within 5% over 2 to 5 s, the initial burst accounted for; throttle
+ * counters; a reset while a chain waits; bad limits refused.
  *
  * Needs root, /dev/net/tun and ip(8): without them every test skips and
  * says why.
@@ -46,6 +53,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/if_ether.h>
@@ -1490,6 +1498,454 @@ test_mrg_tiny_pieces(void **state)
 	assert_false(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
+
+/* --- Limits ----------------------------------------------------------- */
+
+#define LIM_SLOTS	256		/* transmit slots of LIM_FRAME */
+#define LIM_FRAME	1514		/* Ethernet frame, no FCS */
+#define LIM_BPS		6250000ULL	/* 50 Mbit/s */
+#define LIM_BURST	(64ULL << 10)	/* bytes; ~10 ms at LIM_BPS */
+#define NSEC		1000000000ULL
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * What arrived at one end: the first frame starts the clock, and bytes
+ * and frames count those after it, up to the last one seen.
+ */
+struct meter {
+	uint64_t first_ns, last_ns;	/* arrival times */
+	uint64_t frames, bytes;
+	uint64_t started_ns;	/* CLOCK_MONOTONIC when the first came */
+	bool started;
+};
+
+static void
+meter_add(struct meter *mt, uint64_t now, uint64_t bytes)
+{
+	if (!mt->started) {
+		mt->started = true;
+		mt->started_ns = mono_ns();
+		mt->first_ns = mt->last_ns = now;
+		return;
+	}
+	mt->frames++;
+	mt->bytes += bytes;
+	mt->last_ns = now;
+}
+
+/*
+ * The steady rate: with the bucket full at the start, burst units go at
+ * once (the first frame among them), then rate per second; so what came
+ * after the first frame is (burst - first) + rate * time.
+ */
+static double
+meter_rate(const struct meter *mt, bool bytes, uint64_t burst, uint64_t first)
+{
+	double t = (double)(mt->last_ns - mt->first_ns) / 1e9;
+	double n = (double)(bytes ? mt->bytes : mt->frames);
+
+	if (burst)
+		n -= (double)burst - (double)first;
+	return t > 0 ? n / t : 0;
+}
+
+static void
+expect_rate(const char *what, double got, double want)
+{
+	fprintf(stderr, "  %s: %.0f/s measured, %.0f/s limit (%+.2f%%)\n",
+		what, got, want, (got - want) * 100 / want);
+	if (got < want * 0.95 || got > want * 1.05)
+		fail_msg("%s: %.0f/s, expected %.0f/s within 5%%", what, got,
+			 want);
+}
+
+/* Guest transmit slots of LIM_SLOTS frames of len bytes (header first),
+ * all the same frame. */
+static uint64_t
+lim_tx_slots(struct fix *f, uint32_t len)
+{
+	uint64_t gpa = vh_alloc(&f->m, (uint64_t)LIM_SLOTS * (HDR + LIM_FRAME),
+				64);
+	uint8_t *p;
+	uint32_t i, j;
+
+	assert_true(gpa != 0);
+	for (i = 0; i < LIM_SLOTS; i++) {
+		p = vh_ptr(&f->m, gpa + (uint64_t)i * (HDR + LIM_FRAME),
+			   HDR + len);
+		memset(p, 0, HDR);
+		make_eth(p + HDR, host_mac, guest_mac, ETH_TEST);
+		for (j = 14; j < len; j++)
+			p[HDR + j] = pattern(i, j);
+	}
+	return gpa;
+}
+
+/*
+ * Keep the transmitq full of frames of len bytes and count those from
+ * the guest on the packet socket until dur_ns after the first (or, with
+ * a change given, until change_ns after the first: then change() is
+ * called and the meter mt2 starts over skip_ns later).
+ */
+struct tx_flow {
+	uint64_t gpa;
+	uint32_t len;
+	uint32_t sent, done;
+};
+
+static void
+lim_tx_flow(struct fix *f, struct tx_flow *fl, struct meter *mt,
+	    uint64_t dur_ns)
+{
+	struct vh_queue *q = &f->d.q[TXQ];
+	static uint8_t got[PHDR + 2048];
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+	} ctl;
+	struct iovec iov = { got, sizeof(got) };
+	struct sockaddr_ll sll;
+	struct msghdr msg;
+	struct cmsghdr *c;
+	struct timespec ts;
+	struct pollfd p[2];
+	uint64_t now, start = mono_ns(), arrived;
+	uint16_t id, old;
+	uint32_t len;
+	ssize_t n;
+	bool posted;
+
+	p[0] = (struct pollfd){ .fd = f->sock, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = virtio_pci_vector_fd(f->vp, VEC_TX),
+				.events = POLLIN };
+	for (;;) {
+		now = mono_ns();
+		if (mt->started && now - mt->started_ns >= dur_ns)
+			break;
+		if (!mt->started && now - start > 2 * NSEC)
+			fail_msg("limited transmit: nothing in 2 s");
+		while (vh_queue_get_used(q, &id, &len))
+			fl->done++;
+		posted = false;
+		old = q->avail_idx;
+		/* Chains complete in order: slot sent % LIM_SLOTS is free. */
+		while (fl->sent - fl->done < LIM_SLOTS - 1) {
+			assert_true(vh_queue_add(q, &(struct vh_buf){
+				fl->gpa + (uint64_t)(fl->sent % LIM_SLOTS) *
+				(HDR + LIM_FRAME), HDR + fl->len }, 1, 0,
+				false) >= 0);
+			fl->sent++;
+			posted = true;
+		}
+		if (posted && vh_queue_kick_needed(q, old))
+			vh_queue_kick(&f->d, TXQ);
+		if (poll(p, 2, 2) < 0)
+			fail_msg("poll: %s", strerror(errno));
+		if (p[1].revents & POLLIN)
+			(void)vh_wait_irq(&f->d, VEC_TX, 0);
+		for (;;) {
+			msg = (struct msghdr){
+				.msg_name = &sll, .msg_namelen = sizeof(sll),
+				.msg_iov = &iov, .msg_iovlen = 1,
+				.msg_control = ctl.buf,
+				.msg_controllen = sizeof(ctl.buf),
+			};
+			n = recvmsg(f->sock, &msg, MSG_DONTWAIT);
+			if (n < 0)
+				break;
+			if (sll.sll_pkttype == PACKET_OUTGOING ||
+			    n < PHDR + 14 ||
+			    memcmp(got + PHDR + 6, guest_mac, 6) != 0)
+				continue;
+			assert_int_equal(n, PHDR + fl->len);
+			/* The kernel's arrival time (CLOCK_REALTIME), not
+			 * when this thread got round to it. */
+			arrived = 0;
+			for (c = CMSG_FIRSTHDR(&msg); c;
+			     c = CMSG_NXTHDR(&msg, c)) {
+				if (c->cmsg_level != SOL_SOCKET ||
+				    c->cmsg_type != SCM_TIMESTAMPNS)
+					continue;
+				memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+				arrived = (uint64_t)ts.tv_sec * NSEC +
+					  (uint64_t)ts.tv_nsec;
+			}
+			if (!arrived)
+				fail_msg("no SCM_TIMESTAMPNS on a frame");
+			meter_add(mt, arrived, (uint64_t)(n - PHDR));
+		}
+	}
+}
+
+/* Bring up for transmit only, with the slots. */
+static void
+lim_tx_start(struct fix *f, struct tx_flow *fl, uint32_t len)
+{
+	int one = 1;
+
+	bring_up(f, F_BASE);
+	assert_int_equal(setsockopt(f->sock, SOL_SOCKET, SO_TIMESTAMPNS, &one,
+				    sizeof(one)), 0);
+	memset(fl, 0, sizeof(*fl));
+	fl->len = len;
+	fl->gpa = lim_tx_slots(f, len);
+}
+
+/* Bytes: 50 Mbit/s of 1514-byte frames for 5 s, limits given at
+ * net_new(). */
+static void
+test_limit_tx_bytes(void **state)
+{
+	struct fix *f = *state;
+	struct net_options o = {
+		.tap = g_tap, .tap_fd = -1, .mac = guest_mac,
+		.tx_limits = { .bytes_per_sec = LIM_BPS,
+			       .bytes_burst = LIM_BURST },
+	};
+	struct ratelimit_limits rx, tx;
+	struct net_stats st;
+	struct meter mt = { 0 };
+	struct tx_flow fl;
+
+	NEED_HOST();
+	fix_detach(f);
+	fix_attach(f, &o);
+	net_get_limits(f->net, &rx, &tx);
+	assert_int_equal(tx.bytes_per_sec, LIM_BPS);
+	assert_int_equal(tx.bytes_burst, LIM_BURST);
+	assert_int_equal(rx.bytes_per_sec, 0);
+	assert_int_equal(rx.ops_per_sec, 0);
+	lim_tx_start(f, &fl, LIM_FRAME);
+	lim_tx_flow(f, &fl, &mt, 5 * NSEC);
+	expect_rate("tx bytes at the TAP's peer, 5 s",
+		    meter_rate(&mt, true, LIM_BURST, LIM_FRAME),
+		    (double)LIM_BPS);
+	net_get_stats(f->net, &st);
+	assert_true(st.tx_throttled > 1000);
+	/* The device waited nearly all the time. */
+	assert_true(st.tx_throttled_ns > 4 * NSEC);
+	assert_int_equal(st.tx_errors, 0);
+	assert_int_equal(st.rx_throttled, 0);
+	assert_false(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+/* Packets: 2000/s of 60-byte frames for 4 s, then 5000/s for 2 s, set
+ * while the frames flow; then lifted. */
+static void
+test_limit_tx_packets(void **state)
+{
+	struct fix *f = *state;
+	struct ratelimit_limits l = { .ops_per_sec = 2000, .ops_burst = 20 };
+	struct ratelimit_limits bad = { .bytes_burst = 5 }, tx;
+	struct meter mt = { 0 }, mt2 = { 0 }, mt3 = { 0 };
+	struct net_stats st;
+	struct tx_flow fl;
+	uint64_t t;
+
+	NEED_HOST();
+	/* A burst without its rate, refused, nothing changed. */
+	assert_int_equal(net_set_limits(f->net, NULL, &bad), -EINVAL);
+	assert_int_equal(net_set_limits(f->net, &l, &bad), -EINVAL);
+	net_get_limits(f->net, &tx, NULL);
+	assert_int_equal(tx.ops_per_sec, 0);
+	assert_int_equal(net_set_limits(f->net, NULL, &l), 0);
+	net_get_limits(f->net, NULL, &tx);
+	assert_int_equal(tx.ops_per_sec, 2000);
+	lim_tx_start(f, &fl, 60);
+	lim_tx_flow(f, &fl, &mt, 4 * NSEC);
+	expect_rate("tx packets, 4 s", meter_rate(&mt, false, 20, 1), 2000);
+
+	/* Faster, while the transmitq is full: the bucket is nearly
+	 * empty, so the new rate holds from the change on. */
+	l.ops_per_sec = 5000;
+	l.ops_burst = 50;
+	assert_int_equal(net_set_limits(f->net, NULL, &l), 0);
+	t = mono_ns();
+	lim_tx_flow(f, &fl, &mt3, NSEC / 10);	/* settle */
+	lim_tx_flow(f, &fl, &mt2, 2 * NSEC);
+	assert_true(mt3.started_ns - t < NSEC / 10);
+	expect_rate("tx packets after the change, 2 s",
+		    meter_rate(&mt2, false, 0, 0), 5000);
+
+	/* Lifted: the chains go as fast as the host takes them. */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(net_set_limits(f->net, NULL, &l), 0);
+	memset(&mt2, 0, sizeof(mt2));
+	lim_tx_flow(f, &fl, &mt2, NSEC / 2);
+	fprintf(stderr, "  tx packets unlimited: %.0f/s\n",
+		meter_rate(&mt2, false, 0, 0));
+	assert_true(meter_rate(&mt2, false, 0, 0) > 10000);
+	net_get_stats(f->net, &st);
+	assert_true(st.tx_throttled > 0);
+	assert_int_equal(st.tx_errors, 0);
+	assert_false(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+/*
+ * The host writes frames of len bytes into the TAP at twice rate (the
+ * TAP's queue fills, and the kernel drops the rest), the guest keeps its
+ * receive buffers posted and counts what reaches them for dur_ns after
+ * the first.
+ */
+static void
+lim_rx_flow(struct fix *f, uint32_t len, double rate, struct meter *mt,
+	    uint64_t dur_ns)
+{
+	struct vh_queue *q = &f->d.q[RXQ];
+	static uint8_t frame[PHDR + 2048];
+	struct pollfd p = { .fd = virtio_pci_vector_fd(f->vp, VEC_RX),
+			    .events = POLLIN };
+	uint64_t now, start = mono_ns(), injected = 0, want;
+	unsigned int k, burst;
+	uint8_t *b;
+	uint16_t id;
+	uint32_t ulen;
+	ssize_t n;
+
+	memset(frame, 0, PHDR);
+	make_eth(frame + PHDR, guest_mac, host_mac, ETH_TEST);
+	memset(frame + PHDR + 14, 0x5a, len - 14);
+	for (;;) {
+		now = mono_ns();
+		if (mt->started && now - mt->started_ns >= dur_ns)
+			break;
+		if (!mt->started && now - start > 2 * NSEC)
+			fail_msg("limited receive: nothing in 2 s");
+		/* Twice the rate, at most 64 frames a turn. */
+		want = (uint64_t)(2 * rate * (double)(now - start) / 1e9) + 1;
+		for (burst = 0; injected < want && burst < 64; burst++) {
+			n = send(f->sock, frame, PHDR + len, MSG_DONTWAIT);
+			/* A full TAP queue may be told as such. */
+			if (n < 0 && errno != ENOBUFS && errno != EAGAIN)
+				fail_msg("send: %s", strerror(errno));
+			injected++;
+		}
+		if (poll(&p, 1, 1) < 0)
+			fail_msg("poll: %s", strerror(errno));
+		if (p.revents & POLLIN)
+			(void)vh_wait_irq(&f->d, VEC_RX, 0);
+		k = 0;
+		while (vh_queue_get_used(q, &id, &ulen)) {
+			assert_true(id < QSIZE && f->rx_gpa[id]);
+			b = vh_ptr(&f->m, f->rx_gpa[id], ulen);
+			k++;
+			if (ulen < HDR + 14 || memcmp(b + HDR + 6, host_mac, 6))
+				continue;
+			/* Frames of an earlier flow may still be queued. */
+			if (ulen != HDR + len && ulen != HDR + LIM_FRAME)
+				fail_msg("a frame of %u bytes reached the "
+					 "guest", ulen - HDR);
+			meter_add(mt, mono_ns(), ulen - HDR);
+		}
+		if (k)
+			post_rx(f, k, 2048);
+	}
+}
+
+/* Bytes (50 Mbit/s, 5 s), then packets (2000/s, 4 s), guest-bound. */
+static void
+test_limit_rx(void **state)
+{
+	struct fix *f = *state;
+	struct ratelimit_limits l = { .bytes_per_sec = LIM_BPS,
+				      .bytes_burst = LIM_BURST };
+	struct meter mt = { 0 }, mt2 = { 0 };
+	struct net_stats st, st2;
+
+	NEED_HOST();
+	bring_up(f, F_BASE);
+	assert_int_equal(net_set_limits(f->net, &l, NULL), 0);
+	post_rx(f, QSIZE, 2048);
+	lim_rx_flow(f, LIM_FRAME, (double)LIM_BPS / LIM_FRAME, &mt, 5 * NSEC);
+	expect_rate("rx bytes in the guest's buffers, 5 s",
+		    meter_rate(&mt, true, LIM_BURST, LIM_FRAME),
+		    (double)LIM_BPS);
+	net_get_stats(f->net, &st);
+	assert_true(st.rx_throttled > 1000);
+	assert_true(st.rx_throttled_ns > 4 * NSEC);
+	assert_int_equal(st.tx_throttled, 0);
+	assert_int_equal(st.rx_dropped, 0);
+
+	l = (struct ratelimit_limits){ .ops_per_sec = 2000, .ops_burst = 20 };
+	assert_int_equal(net_set_limits(f->net, &l, NULL), 0);
+	/* What the TAP queued meanwhile drains at the new rate first. */
+	lim_rx_flow(f, 60, 2000, &mt2, 4 * NSEC);
+	/* The packet bucket, unlimited before, starts full. */
+	expect_rate("rx packets, 4 s", meter_rate(&mt2, false, 20, 1), 2000);
+	net_get_stats(f->net, &st2);
+	assert_true(st2.rx_throttled > st.rx_throttled);
+	assert_false(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+/* A reset while a chain waits: dropped with the rings, the device
+ * works after it; bad limits at net_new() name the direction. */
+static void
+test_limit_reset(void **state)
+{
+	struct fix *f = *state;
+	struct net_options o = {
+		.tap = g_tap, .tap_fd = -1, .mac = guest_mac,
+		.rx_limits = { .ops_burst = 3 },
+	};
+	struct ratelimit_limits l = { .ops_per_sec = 1, .ops_burst = 1 };
+	static uint8_t frame[HDR + 64], got[PHDR + 128];
+	struct net_stats st;
+	struct vnet *n = NULL;
+	char err[256];
+	int r;
+
+	NEED_HOST();
+	r = net_new(&f->m.mem, &o, &n, err, sizeof(err));
+	assert_int_equal(r, -EINVAL);
+	assert_null(n);
+	assert_non_null(strstr(err, "rx"));
+	o.rx_limits.ops_burst = 0;
+	o.tx_limits.bytes_per_sec = RATELIMIT_MAX + 1;
+	r = net_new(&f->m.mem, &o, &n, err, sizeof(err));
+	assert_int_equal(r, -EINVAL);
+	assert_non_null(strstr(err, "tx"));
+
+	/* One packet a second: the first goes, the second waits. */
+	assert_int_equal(net_set_limits(f->net, NULL, &l), 0);
+	bring_up(f, F_BASE);
+	memset(frame, 0, HDR);
+	make_eth(frame + HDR, host_mac, guest_mac, ETH_TEST);
+	assert_true(guest_send(f, 0, frame, HDR + 60, true) >= 0);
+	assert_true(host_recv(f, got, sizeof(got)) == PHDR + 60);
+	assert_true(guest_send(f, 1, frame, HDR + 60, true) >= 0);
+	usleep(100000);
+	net_get_stats(f->net, &st);
+	assert_int_equal(st.tx_packets, 1);
+	assert_int_equal(st.tx_throttled, 1);
+	assert_true(st.tx_throttled_ns >= 50000000);
+	assert_int_equal(vh_dev_reset(&f->d), 0);
+	/* The wait ended with the reset: its time stops growing. */
+	net_get_stats(f->net, &st);
+	usleep(50000);
+	{
+		struct net_stats st2;
+
+		net_get_stats(f->net, &st2);
+		assert_int_equal(st2.tx_throttled_ns, st.tx_throttled_ns);
+	}
+	/* Unlimited again, the device works at once after the reset. */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(net_set_limits(f->net, NULL, &l), 0);
+	bring_up(f, F_BASE);
+	assert_true(guest_send(f, 0, frame, HDR + 60, true) >= 0);
+	assert_true(host_recv(f, got, sizeof(got)) == PHDR + 60);
+	net_get_stats(f->net, &st);
+	assert_int_equal(st.tx_packets, 2);
+}
+
 int
 main(void)
 {
@@ -1510,6 +1966,10 @@ main(void)
 		T(test_fd_backend),
 		T(test_mrg_irregular),
 		T(test_mrg_tiny_pieces),
+		T(test_limit_tx_bytes),
+		T(test_limit_tx_packets),
+		T(test_limit_rx),
+		T(test_limit_reset),
 #undef T
 	};
 

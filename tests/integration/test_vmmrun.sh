@@ -377,7 +377,7 @@ bad "--disk: the same image twice, read-write" kvm "disk image '$TMP/disk.img' i
 
 bad "--net: a TAP that does not exist" kvm "TAP 'vmmdnotap0': no such interface" \
 	--kernel "$GUEST" --net tap=vmmdnotap0
-bad "--net: an unknown option" kvm "net 'bogus': unknown option" \
+bad "--net: an unknown option" kvm "net 'bogus': unknown or bad option" \
 	--kernel "$GUEST" --net bogus
 bad "--net: a multicast MAC" kvm "not a unicast MAC" \
 	--kernel "$GUEST" --net "tap=x,mac=ff:ff:ff:ff:ff:ff"

@@ -18,12 +18,14 @@ RPC=tests/integration/lib/rpc.py
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/test_ctl.XXXXXX") || exit 1
 pids=()
+TAP=""		# a TAP this test made, deleted on exit
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
+	[ -n "$TAP" ] && ip link del "$TAP" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -211,6 +213,48 @@ rc=$?
 [ $rc = 2 ] && grep -q "bytes_burst" "$TMP/bad.err" && ok "--disk bps_burst without bps: exit 2 naming it" ||
 	not_ok "--disk bps_burst without bps: exit 2 naming it" "rc=$rc" "$(cat "$TMP/bad.err")"
 
+# NIC limits: from --net, changed with vm.set, throttling in vm.stats; bad
+# --net limits. A NIC needs a TAP: one of our own, or the checks skip.
+if ip tuntap add mode tap name "vct$$" 2>/dev/null; then
+	TAP=vct$$
+	"$VMMRUN" --kernel "$GUEST" --cmdline "testguest.action=hang" --name n1 \
+		--memory 64M --console none --control "$CTL" \
+		--net "tap=$TAP,tx_bps=50M,tx_pps=2000,rx_pps=1000,rx_pps_burst=10" \
+		>"$TMP/n.out" 2>"$TMP/n.err" &
+	vm=$!
+	pids+=($vm)
+	for _ in $(seq 100); do [ -S "$CTL" ] && break; sleep 0.1; done
+	rpc_expect "vm.set: NIC limits from --net are there, and change" "$CTL" vm.set \
+		'{"nics":[{"limits":{"rx_bytes_per_sec":1000000,"tx_packets_per_sec":null}}]}' \
+		"r['result']['nics'][0]['limits']=={'rx_bytes_per_sec':1000000,'rx_bytes_burst':0,'rx_packets_per_sec':1000,'rx_packets_burst':10,'tx_bytes_per_sec':50<<20,'tx_bytes_burst':0,'tx_packets_per_sec':0,'tx_packets_burst':0} and 'disks' not in r['result']"
+	rpc_expect "vm.set: NIC limits null lifts them all" "$CTL" vm.set \
+		'{"nics":[{"limits":null}]}' \
+		"all(v==0 for v in r['result']['nics'][0]['limits'].values())"
+	rpc_expect "vm.set: a NIC burst without its rate is refused, named" "$CTL" vm.set \
+		'{"nics":[{"limits":{"tx_packets_burst":5}}]}' \
+		"r['error']['code']==-32602 and 'params.nics[0].limits.tx_packets_burst' in r['error']['message']"
+	rpc_expect "vm.set: more entries than NICs is refused" "$CTL" vm.set \
+		'{"nics":[{},{}]}' "r['error']['code']==-32602 and 'params.nics' in r['error']['message']"
+	rpc_expect "vm.set: an unknown NIC limit is named" "$CTL" vm.set \
+		'{"nics":[{"limits":{"rx_pps":5}}]}' "r['error']['code']==-32602 and 'limits.rx_pps' in r['error']['message']"
+	rpc_expect "vm.set: neither disks nor nics is refused" "$CTL" vm.set \
+		'{}' "r['error']['code']==-32602 and 'params.nics' in r['error']['message']"
+	rpc_expect "vm.stats: NICs report throttling" "$CTL" vm.stats "" \
+		"all(k in r['result']['nics'][0] for k in ('rx_throttled','rx_throttled_ns','tx_throttled','tx_throttled_ns'))"
+	kill -TERM $vm 2>/dev/null; wait $vm 2>/dev/null
+	for bad in "rx_bps=fast:rx_bps=fast" "tx_pps=-3:tx_pps=-3" \
+		   "rx_iops=5:rx_iops=5" "tx_pps_burst=7:ops_burst" \
+		   "rx_bps_burst=1M:bytes_burst"; do
+		arg=${bad%%:*} want=${bad#*:}
+		"$VMMRUN" --kernel "$GUEST" --net "tap=$TAP,$arg" >/dev/null 2>"$TMP/bad.err"
+		rc=$?
+		[ $rc = 2 ] && grep -q -- "$want" "$TMP/bad.err" && ok "--net $arg: exit 2 naming it" ||
+			not_ok "--net $arg: exit 2 naming it" "rc=$rc" "$(cat "$TMP/bad.err")"
+	done
+else
+	skip "ip tuntap add failed (root and /dev/net/tun needed): no NIC checks"
+fi
+
 # Bad options.
 "$VMMRUN" --kernel "$GUEST" --control "$TMP/nodir/x.sock" >/dev/null 2>"$TMP/bad.err"
 rc=$?
@@ -220,6 +264,34 @@ rc=$?
 rc=$?
 [ $rc = 2 ] && grep -q "history" "$TMP/bad.err" && ok "--console-socket history=1K (under 4K): exit 2 naming it" ||
 	not_ok "--console-socket history=1K (under 4K): exit 2 naming it" "rc=$rc" "$(cat "$TMP/bad.err")"
+
+# --definition: the daemon's definition format, parsed by the same code.
+cat >"$TMP/def.json" <<DEF
+{"name": "fromdef", "vcpus": 2, "memory": "96M", "kernel": "$(realpath "$GUEST")",
+ "cmdline": "testguest.action=hang", "disks": [{"path": "$TMP/d.img", "serial": "DEF1",
+ "limits": {"ops_per_sec": 250}}], "balloon": true}
+DEF
+"$VMMRUN" --definition "$TMP/def.json" --console none --control "$CTL" >"$TMP/def.out" 2>"$TMP/def.err" &
+vm=$!
+pids+=($vm)
+for _ in $(seq 100); do [ -S "$CTL" ] && break; sleep 0.1; done
+rpc_expect "--definition: name, vCPUs and memory come from the file" "$CTL" vm.info "" \
+	"r['result']['name']=='fromdef' and r['result']['vcpus']==2 and r['result']['memory']==96<<20"
+rpc_expect "--definition: the disk and its limits, the balloon" "$CTL" vm.set '{"disks":[{}]}' \
+	"r['result']['disks'][0]['limits']['ops_per_sec']==250"
+rpc_expect "--definition: ... and the balloon is there" "$CTL" balloon.info "" "'target_bytes' in r['result']"
+kill -TERM $vm 2>/dev/null; wait $vm 2>/dev/null
+echo '{"name": "bad", "memory": "1M", "kernel": "/nonexistent"}' >"$TMP/bad.json"
+"$VMMRUN" --definition "$TMP/bad.json" >/dev/null 2>"$TMP/bad.err"
+rc=$?
+[ $rc = 2 ] && grep -q "memory: must be at least 64M" "$TMP/bad.err" &&
+	ok "--definition with a bad field: exit 2 naming the field" ||
+	not_ok "--definition with a bad field: exit 2 naming the field" "rc=$rc" "$(cat "$TMP/bad.err")"
+"$VMMRUN" --definition "$TMP/def.json" --kernel "$GUEST" >/dev/null 2>"$TMP/bad.err"
+rc=$?
+[ $rc = 2 ] && grep -q -- "--definition gives the machine" "$TMP/bad.err" &&
+	ok "--definition with --kernel: exit 2" ||
+	not_ok "--definition with --kernel: exit 2" "rc=$rc" "$(cat "$TMP/bad.err")"
 
 echo "1..$n"
 [ $nfail -eq 0 ]

@@ -109,7 +109,8 @@ test_argv_kernel_every_device(void **state)
 		"\"limits\":{\"bytes_per_sec\":\"10M\",\"ops_per_sec\":500,"
 		"\"ops_burst\":50}}],"
 		"\"nics\":[{\"tap\":\"vmtap0\",\"mac\":\"52:54:00:AB:cd:01\"},"
-		"{\"tap\":\"vmtap1\"}],"
+		"{\"tap\":\"vmtap1\",\"limits\":{\"tx_bytes_per_sec\":\"6M\","
+		"\"rx_packets_per_sec\":2000}}],"
 		"\"vsock\":{\"cid\":7},\"balloon\":true,"
 		"\"virtio_console\":true,\"console\":{\"history\":\"16K\"}}");
 	struct vm_paths p;
@@ -131,7 +132,9 @@ test_argv_kernel_every_device(void **state)
 		"|--disk|/d/data.raw,ro,direct,bps=10485760,bps_burst=0,"
 		"iops=500,iops_burst=50"
 		"|--net|tap=vmtap0,mac=52:54:00:ab:cd:01"
-		"|--net|tap=vmtap1"
+		"|--net|tap=vmtap1,rx_bps=0,rx_bps_burst=0,rx_pps=2000,"
+		"rx_pps_burst=0,tx_bps=6291456,tx_bps_burst=0,tx_pps=0,"
+		"tx_pps_burst=0"
 		"|--vsock|cid=7,uds=/run/vmmd/vms/web1/vsock.sock"
 		"|--balloon"
 		"|--virtio-console|file:/run/vmmd/vms/web1/hvc0.log");

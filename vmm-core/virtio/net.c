@@ -5,6 +5,13 @@
  * through as is. See net.h for the rules. Everything below but net_new(),
  * net_free(), the getters and config_read runs on the device's I/O
  * thread, which owns the held receive buffers and the TAP watch.
+ *
+ * Limits. Each direction has its ratelimit and timerfd, on the I/O
+ * thread. Transmit holds the chain the limiter refused (tx_held, its
+ * iovecs in tx_iov, which nothing else uses meanwhile); receive notes
+ * that it waits (rx_waiting) with the TAP unwatched. net_set_limits()
+ * hands new limits over under limits_lock and wakes the I/O thread with
+ * limits_fd.
  */
 #include "virtio/net.h"
 
@@ -13,12 +20,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -84,12 +94,28 @@ struct vnet {
 	uint8_t rx_scratch;		/* tells a frame that did not fit */
 	struct iovec tx_iov[NET_QUEUE_MAX];
 
+	/* Limits, on the I/O thread. */
+	struct ratelimit rx_rl, tx_rl;
+	bool rx_limited, tx_limited;	/* ask the limiter per frame */
+	bool rx_waiting;	/* the next read waits for rx_timer */
+	bool rx_prepaid;	/* a read's byte and packet are taken */
+	bool tx_held;		/* a popped chain waits for tx_timer: */
+	struct virtq_elem tx_el;	/* it (its iovecs in tx_iov) */
+	int rx_timer, tx_timer;	/* timerfds, armed while waiting */
+	/* Limits handed over by net_set_limits(). */
+	pthread_mutex_t limits_lock;
+	struct ratelimit_limits rx_limits, tx_limits;	/* as given */
+	bool limits_pending;	/* atomic: not yet applied */
+	int limits_fd;		/* eventfd: limits_pending was set */
+
 	/* Atomics. */
 	uint64_t rx_packets, rx_bytes, rx_dropped;
 	uint64_t tx_packets, tx_bytes, tx_errors;
 };
 
 static void net_rx_run(struct vnet *n);
+static void net_tx_run(struct vnet *n);
+static void net_tap_unwatch(struct vnet *n);
 
 static void
 net_count(uint64_t *c, uint64_t v)
@@ -98,6 +124,149 @@ net_count(uint64_t *c, uint64_t v)
 }
 
 
+
+/* --- Limits --------------------------------------------------------- */
+
+/* Arm timer fd for now + wait (absolute, so the instant is exact). */
+static void
+net_arm_timer(int fd, uint64_t now, uint64_t wait)
+{
+	uint64_t at = wait > UINT64_MAX - now ? UINT64_MAX : now + wait;
+	struct itimerspec its = {
+		.it_value = {
+			.tv_sec = (time_t)(at / RATELIMIT_NSEC),
+			.tv_nsec = (long)(at % RATELIMIT_NSEC),
+		},
+	};
+
+	/* Cannot fail on our timerfd with a valid, non-zero time. */
+	(void)timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void
+net_disarm_timer(int fd)
+{
+	struct itimerspec its = { 0 };
+
+	(void)timerfd_settime(fd, 0, &its, NULL);
+}
+
+/* Take the limits net_set_limits() left, keeping the buckets' levels. */
+static void
+net_apply_limits(struct vnet *n)
+{
+	struct ratelimit_limits rx, tx;
+	uint64_t now;
+
+	pthread_mutex_lock(&n->limits_lock);
+	rx = n->rx_limits;
+	tx = n->tx_limits;
+	__atomic_store_n(&n->limits_pending, false, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&n->limits_lock);
+	now = ratelimit_now();
+	ratelimit_set(&n->rx_rl, &rx, now);
+	ratelimit_set(&n->tx_rl, &tx, now);
+	n->rx_limited = ratelimit_limited(&n->rx_rl);
+	n->tx_limited = ratelimit_limited(&n->tx_rl);
+}
+
+static void
+net_check_limits(struct vnet *n)
+{
+	if (__atomic_load_n(&n->limits_pending, __ATOMIC_ACQUIRE))
+		net_apply_limits(n);
+}
+
+/* net_set_limits() was called: whatever waits is asked about again. */
+static void
+net_on_limits(struct virtio_device *vdev, int fd, uint32_t events, void *arg)
+{
+	struct vnet *n = arg;
+	uint64_t v;
+
+	(void)vdev;
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	net_check_limits(n);
+	if (n->tx_held)
+		net_tx_run(n);
+	if (n->rx_waiting) {
+		n->rx_waiting = false;
+		net_disarm_timer(n->rx_timer);
+		if (!n->rx_limited)
+			/* Lifted: the read that waited is not asked for. */
+			ratelimit_cancel(&n->rx_rl, ratelimit_now());
+		net_rx_run(n);
+	}
+}
+
+static void
+net_on_tx_timer(struct virtio_device *vdev, int fd, uint32_t events,
+		void *arg)
+{
+	struct vnet *n = arg;
+	uint64_t v;
+
+	(void)vdev;
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	if (n->tx_held)
+		net_tx_run(n);
+}
+
+static void
+net_on_rx_timer(struct virtio_device *vdev, int fd, uint32_t events,
+		void *arg)
+{
+	struct vnet *n = arg;
+	uint64_t v;
+
+	(void)vdev;
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	if (!n->rx_waiting)
+		return;
+	n->rx_waiting = false;
+	net_rx_run(n);
+}
+
+/*
+ * May the next frame be read from the TAP? The limiter is asked for one
+ * byte and one packet (kept, prepaid, should the TAP turn out empty);
+ * the frame's other bytes are charged once it is read (net_rx_charge).
+ * If it must wait: unwatch the TAP and arm the timer.
+ */
+static bool
+net_rx_admit(struct vnet *n)
+{
+	uint64_t now, wait;
+
+	if (n->rx_prepaid)
+		return true;
+	now = ratelimit_now();
+	wait = ratelimit_take(&n->rx_rl, 1, 1, now);
+	if (wait == 0) {
+		n->rx_prepaid = true;
+		return true;
+	}
+	net_tap_unwatch(n);
+	n->rx_waiting = true;
+	net_arm_timer(n->rx_timer, now, wait);
+	return false;
+}
+
+/* A frame of bytes (header excluded) was read: charge all but the one
+ * byte net_rx_admit() took. The bucket may go into debt. */
+static void
+net_rx_charge(struct vnet *n, uint64_t bytes)
+{
+	n->rx_prepaid = false;
+	if (bytes > 1)
+		ratelimit_bucket_consume(&n->rx_rl.bytes, bytes - 1);
+}
 
 /* --- Receive -------------------------------------------------------- */
 
@@ -358,6 +527,10 @@ net_rx_run(struct vnet *n)
 		net_tap_unwatch(n);
 		return;
 	}
+	net_check_limits(n);
+	/* The timer comes back here; buffers posted meanwhile wait. */
+	if (n->rx_waiting)
+		return;
 	while (frames < NET_BUDGET) {
 		if (!net_rx_gather(n, vq, &broken)) {
 			/* Frames wait in the TAP until the guest posts
@@ -365,6 +538,8 @@ net_rx_run(struct vnet *n)
 			net_tap_unwatch(n);
 			break;
 		}
+		if (n->rx_limited && !net_rx_admit(n))
+			break;
 		/* Without MRG_RXBUF only one chain is held at a time. */
 		nr_iov = n->rd_hi - n->rd_lo;
 		/*
@@ -386,7 +561,9 @@ net_rx_run(struct vnet *n)
 		}
 		if (got < 0 && (errno == EFAULT || errno == EINVAL ||
 				errno == EMSGSIZE)) {
-			/* Larger than the buffers: the kernel dropped it. */
+			/* Larger than the buffers: the kernel dropped it
+			 * (its size unknown: it costs a byte and a packet). */
+			n->rx_prepaid = false;
 			dropped++;
 			frames++;
 			continue;
@@ -398,6 +575,8 @@ net_rx_run(struct vnet *n)
 			net_tap_unwatch(n);
 			break;
 		}
+		if (n->rx_prepaid)
+			net_rx_charge(n, (uint64_t)got - NET_HDR_LEN);
 		if ((uint64_t)got > n->held_len) {
 			/* It did not fit: lost, as on a NIC; the buffers
 			 * stay for the next one. */
@@ -424,12 +603,33 @@ net_rx_run(struct vnet *n)
 	if (broken)
 		net_tap_unwatch(n);
 	/* A full budget with the TAP watched comes back through epoll. */
-	if (frames == NET_BUDGET && !n->tap_watched)
+	if (frames == NET_BUDGET && !n->tap_watched && !n->rx_waiting)
 		net_tap_watch(n);
 	virtio_queue_signal(vdev, vq);
 }
 
 /* --- Transmit ------------------------------------------------------- */
+
+/*
+ * May the chain el (popped, or held already) be written now? If not,
+ * hold it and arm the timer; the caller stops popping.
+ */
+static bool
+net_tx_admit(struct vnet *n, const struct virtq_elem *el)
+{
+	uint64_t now = ratelimit_now();
+	uint64_t wait = ratelimit_take(&n->tx_rl, el->out_len - NET_HDR_LEN,
+				       1, now);
+
+	if (wait == 0) {
+		n->tx_held = false;
+		return true;
+	}
+	n->tx_held = true;
+	n->tx_el = *el;
+	net_arm_timer(n->tx_timer, now, wait);
+	return false;
+}
 
 /* Merge neighbouring iovecs in place (see rd_iov); the new count. */
 static unsigned int
@@ -461,24 +661,40 @@ net_tx_run(struct vnet *n)
 
 	if (!virtio_queue_live(vdev, vq->index))
 		return;
+	net_check_limits(n);
 	virtq_disable_notify(vq);
 	for (;;) {
 		if (frames == NET_BUDGET) {
 			virtio_queue_yield(&n->vdev, NET_TX_QUEUE);
 			break;
 		}
-		/* Pops with kicks back on when the ring runs dry. */
-		r = virtq_pop(vq, n->tx_iov, NET_QUEUE_MAX, &el);
-		if (r <= 0)
-			break;
-		frames++;
-		if (el.in_len || el.out_len < NET_HDR_LEN) {
-			virtio_device_needs_reset(vdev, "transmit buffer at "
-				"head %u has %u device-writable bytes and %u "
-				"readable (header %u)", el.head, el.in_len,
-				el.out_len, NET_HDR_LEN);
-			break;
+		if (n->tx_held) {
+			/* Nothing overtakes it; kicks stay off meanwhile,
+			 * the timer comes back here. */
+			el = n->tx_el;
+		} else {
+			/* Pops with kicks back on when the ring runs dry. */
+			r = virtq_pop(vq, n->tx_iov, NET_QUEUE_MAX, &el);
+			if (r <= 0)
+				break;
+			if (el.in_len || el.out_len < NET_HDR_LEN) {
+				virtio_device_needs_reset(vdev, "transmit "
+					"buffer at head %u has %u "
+					"device-writable bytes and %u readable "
+					"(header %u)", el.head, el.in_len,
+					el.out_len, NET_HDR_LEN);
+				break;
+			}
 		}
+		if (n->tx_limited) {
+			if (!net_tx_admit(n, &el))
+				break;
+		} else if (n->tx_held) {
+			/* The limit was lifted while it waited. */
+			ratelimit_cancel(&n->tx_rl, ratelimit_now());
+			n->tx_held = false;
+		}
+		frames++;
 		do {
 			w = writev(n->tap_fd, n->tx_iov,
 				   (int)net_iov_merge(n->tx_iov, el.nr_out));
@@ -540,6 +756,15 @@ net_reset(struct virtio_device *vdev)
 	net_tap_unwatch(n);
 	net_rx_clear_held(n);
 	n->mrg = n->guest_csum = false;
+	/* A waiting chain goes with the rings; the buckets stay (a reset
+	 * buys no new burst). */
+	if (n->tx_held)
+		ratelimit_cancel(&n->tx_rl, ratelimit_now());
+	if (n->rx_waiting)
+		ratelimit_cancel(&n->rx_rl, ratelimit_now());
+	n->tx_held = n->rx_waiting = false;
+	net_disarm_timer(n->tx_timer);
+	net_disarm_timer(n->rx_timer);
 	(void)ioctl(n->tap_fd, TUNSETOFFLOAD, 0UL);
 }
 
@@ -765,15 +990,46 @@ net_new(const struct guest_mem *mem, const struct net_options *o,
 	if (o->mac && !net_mac_valid(o->mac))
 		return net_fail(err, errlen, -EINVAL, "TAP '%s': the MAC is "
 				"multicast or zero", what);
+	{
+		char w[IFNAMSIZ + 48];
+
+		snprintf(w, sizeof(w), "TAP '%s' rx (ops: packets)", what);
+		e = ratelimit_limits_check(&o->rx_limits, w, err, errlen);
+		if (e < 0)
+			return e;
+		snprintf(w, sizeof(w), "TAP '%s' tx (ops: packets)", what);
+		e = ratelimit_limits_check(&o->tx_limits, w, err, errlen);
+		if (e < 0)
+			return e;
+	}
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return net_fail(err, errlen, -ENOMEM, "TAP '%s': %s", what,
 				strerror(ENOMEM));
-	n->tap_fd = -1;
+	n->tap_fd = n->rx_timer = n->tx_timer = n->limits_fd = -1;
+	pthread_mutex_init(&n->limits_lock, NULL);
+	n->rx_limits = o->rx_limits;
+	n->tx_limits = o->tx_limits;
+	ratelimit_init(&n->rx_rl, &o->rx_limits, ratelimit_now());
+	ratelimit_init(&n->tx_rl, &o->tx_limits, ratelimit_now());
+	n->rx_limited = ratelimit_limited(&n->rx_rl);
+	n->tx_limited = ratelimit_limited(&n->tx_rl);
 	e = o->tap ? net_open_tap(n, o->tap, err, errlen) :
 		     net_adopt_fd(n, o->tap_fd, err, errlen);
 	if (e < 0)
 		goto fail;
+	/* After the TAP: a caller's fd just closed must read as closed,
+	 * not as one of ours that took its number. */
+	n->rx_timer = timerfd_create(CLOCK_MONOTONIC,
+				     TFD_CLOEXEC | TFD_NONBLOCK);
+	n->tx_timer = timerfd_create(CLOCK_MONOTONIC,
+				     TFD_CLOEXEC | TFD_NONBLOCK);
+	n->limits_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->rx_timer < 0 || n->tx_timer < 0 || n->limits_fd < 0) {
+		e = net_fail(err, errlen, -errno, "TAP '%s': timerfd or "
+			     "eventfd: %s", what, strerror(errno));
+		goto fail;
+	}
 	memset(&ifr, 0, sizeof(ifr));
 	if (ioctl(n->tap_fd, TUNGETIFF, &ifr) == 0)
 		memcpy(n->ifname, ifr.ifr_name, IFNAMSIZ - 1);
@@ -821,6 +1077,19 @@ net_new(const struct guest_mem *mem, const struct net_options *o,
 			 n->ifname, strerror(-e));
 		goto fail;
 	}
+	e = virtio_device_watch_fd(&n->vdev, n->rx_timer, EPOLLIN,
+				   net_on_rx_timer, n);
+	if (e == 0)
+		e = virtio_device_watch_fd(&n->vdev, n->tx_timer, EPOLLIN,
+					   net_on_tx_timer, n);
+	if (e == 0)
+		e = virtio_device_watch_fd(&n->vdev, n->limits_fd, EPOLLIN,
+					   net_on_limits, n);
+	if (e < 0) {
+		net_fail(err, errlen, e, "TAP '%s': watching timers: %s",
+			 n->ifname, strerror(-e));
+		goto fail;
+	}
 	*ret = n;
 	return 0;
 fail:
@@ -842,6 +1111,13 @@ net_free(struct vnet *n)
 	virtio_device_destroy(&n->vdev);
 	if (n->tap_fd >= 0)
 		close(n->tap_fd);
+	if (n->rx_timer >= 0)
+		close(n->rx_timer);
+	if (n->tx_timer >= 0)
+		close(n->tx_timer);
+	if (n->limits_fd >= 0)
+		close(n->limits_fd);
+	pthread_mutex_destroy(&n->limits_lock);
 	free(n);
 }
 
@@ -857,6 +1133,16 @@ net_ifname(const struct vnet *n)
 	return n->ifname;
 }
 
+static void
+net_rl_stats(const struct ratelimit *rl, uint64_t *delayed, uint64_t *ns)
+{
+	struct ratelimit_stats rs;
+
+	ratelimit_get_stats(rl, ratelimit_now(), &rs);
+	*delayed = rs.delayed;
+	*ns = rs.throttled_ns;
+}
+
 void
 net_get_stats(struct vnet *n, struct net_stats *ret)
 {
@@ -866,4 +1152,44 @@ net_get_stats(struct vnet *n, struct net_stats *ret)
 	ret->tx_packets = __atomic_load_n(&n->tx_packets, __ATOMIC_RELAXED);
 	ret->tx_bytes = __atomic_load_n(&n->tx_bytes, __ATOMIC_RELAXED);
 	ret->tx_errors = __atomic_load_n(&n->tx_errors, __ATOMIC_RELAXED);
+	net_rl_stats(&n->rx_rl, &ret->rx_throttled, &ret->rx_throttled_ns);
+	net_rl_stats(&n->tx_rl, &ret->tx_throttled, &ret->tx_throttled_ns);
+}
+
+int
+net_set_limits(struct vnet *n, const struct ratelimit_limits *rx,
+	       const struct ratelimit_limits *tx)
+{
+	ssize_t w;
+
+	if ((rx && ratelimit_limits_check(rx, NULL, NULL, 0) < 0) ||
+	    (tx && ratelimit_limits_check(tx, NULL, NULL, 0) < 0))
+		return -EINVAL;
+	if (!rx && !tx)
+		return 0;
+	pthread_mutex_lock(&n->limits_lock);
+	if (rx)
+		n->rx_limits = *rx;
+	if (tx)
+		n->tx_limits = *tx;
+	/* Release: the I/O thread's acquire load then takes the lock. */
+	__atomic_store_n(&n->limits_pending, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&n->limits_lock);
+	/* An eventfd write fails only with ~2^64 writes pending, when a
+	 * wakeup is pending anyway. */
+	w = write(n->limits_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+	(void)w;
+	return 0;
+}
+
+void
+net_get_limits(struct vnet *n, struct ratelimit_limits *rx,
+	       struct ratelimit_limits *tx)
+{
+	pthread_mutex_lock(&n->limits_lock);
+	if (rx)
+		*rx = n->rx_limits;
+	if (tx)
+		*tx = n->tx_limits;
+	pthread_mutex_unlock(&n->limits_lock);
 }

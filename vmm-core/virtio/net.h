@@ -48,6 +48,24 @@
  * Copies: none on the host. A frame is copied once, by the kernel, between
  * guest memory and the TAP's socket buffer, each way.
  *
+ * Limits (ratelimit.h): one limiter per direction, of bytes and packets
+ * (a packet is a frame: a 64 KiB TSO frame is one packet and its bytes),
+ * counting the frame's bytes without the vnet header. Set at creation
+ * (net_options) and changed at any time from any thread
+ * (net_set_limits()). Transmit: the device asks the limiter before it
+ * writes each chain it popped; one that must wait stays popped, not
+ * completed (the guest still owns nothing of it), the device pops no
+ * more and arms a timer (timerfd, absolute) for exactly when it may go.
+ * Receive: the TAP cannot tell a frame's size before it is read, so the
+ * device asks for one byte and one packet before each read and charges
+ * the rest of the frame's bytes once it is read (the byte bucket may go
+ * into debt by up to one frame, paid back before the next read); while
+ * it must wait it stops watching the TAP, so frames wait in the TAP's
+ * queue (the kernel drops them when that is full, as on a real link),
+ * and a timer resumes it. Unlimited (the default), neither path reads a
+ * clock or arms a timer. A reset drops a waiting transmit chain with the
+ * rings; the buckets stay (a reset buys no new burst).
+ *
  * Protocol errors (NEEDS_RESET): a device-readable buffer in the receiveq,
  * a receive chain too short for the header (with MRG_RXBUF, any buffer
  * shorter than it), a device-writable buffer in the transmitq or a
@@ -61,6 +79,7 @@
 #include <stdint.h>
 
 #include "mem.h"
+#include "ratelimit.h"
 #include "virtio/virtio.h"
 
 #define NET_QUEUE_MAX		256	/* entries per queue */
@@ -78,6 +97,10 @@ struct net_options {
 	const uint8_t *mac;	/* 6 bytes, or NULL: derived from mac_seed */
 	/* Seed of the derived MAC (e.g. "vmname/0"); NULL: the TAP's name. */
 	const char *mac_seed;
+	/* Limits, guest-bound (rx) and host-bound (tx); ops are packets.
+	 * All 0 (the default): none. */
+	struct ratelimit_limits rx_limits;
+	struct ratelimit_limits tx_limits;
 };
 
 struct vnet;
@@ -89,7 +112,8 @@ struct vnet;
  * a negative errno with a one-line message naming the TAP or fd in err
  * (when err is not NULL): -EINVAL (bad options, a MAC that is multicast
  * or all zeros, an fd that is not a TAP with IFF_NO_PI and IFF_VNET_HDR),
- * -ENODEV (no interface of that name), -EBADF, the errno of opening
+ * limits that ratelimit_limits_check() refuses (the message names the
+ * direction and field), -ENODEV (no interface of that name), -EBADF, the errno of opening
  * /dev/net/tun or of TUNSETIFF (-EPERM, -EBUSY, ...), -ENOMEM, or
  * virtio_device_init errors.
  */
@@ -135,9 +159,31 @@ struct net_stats {
 	uint64_t tx_packets;	/* frames written to the TAP */
 	uint64_t tx_bytes;	/* their bytes, headers excluded */
 	uint64_t tx_errors;	/* frames the TAP refused */
+	/* The limiters: reads of the TAP (rx) and chains (tx) that had to
+	 * wait, and how long they waited in all, up to now. */
+	uint64_t rx_throttled;
+	uint64_t rx_throttled_ns;
+	uint64_t tx_throttled;
+	uint64_t tx_throttled_ns;
 };
 
 /* A snapshot of the counters. Any thread. */
 void net_get_stats(struct vnet *n, struct net_stats *ret);
+
+/*
+ * Replace the limits of either direction (NULL: that one unchanged; a
+ * rate of 0 lifts that limit, a burst of 0 is one second's worth). Any
+ * thread, at any time: the I/O thread applies them before its next
+ * frame, keeping the buckets' levels (a bucket that was unlimited starts
+ * full), and a frame waiting is looked at again at once. Returns 0, or
+ * -EINVAL (nothing changed) when ratelimit_limits_check() refuses either.
+ */
+int net_set_limits(struct vnet *n, const struct ratelimit_limits *rx,
+		   const struct ratelimit_limits *tx);
+
+/* The limits last set (net_new() or net_set_limits()), as given; either
+ * pointer may be NULL. Any thread. */
+void net_get_limits(struct vnet *n, struct ratelimit_limits *rx,
+		    struct ratelimit_limits *tx);
 
 #endif
