@@ -10,6 +10,9 @@
 # net_bench: virtio-net (64 B, 1514 B, 64 KiB TSO frames each way) beside a
 #   bare loop on the same TAP, in a network namespace of its own (root).
 # vsock_bench: vsock streams each way beside a bare UNIX socket pair.
+# noisy_bench: virtio-blk limits among noisy neighbours (a limited disk
+#   beside an unlimited one hammering the same disk) and the rate a limited
+#   disk achieves for 10 ms and 1 s refill times.
 # rpc_bench: vmmd's RPC latency and throughput (vm.list over the UNIX socket
 #   and TLS) and its VM start rate, against a daemon run.sh starts.
 
@@ -20,7 +23,8 @@ BENCH_OBJCOPY ?= objcopy
 
 BENCH_BINS := $(BENCH_DIR)/firstline $(BENCH_DIR)/exits_bare \
 	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin $(BENCH_DIR)/blk_bench \
-	$(BENCH_DIR)/net_bench $(BENCH_DIR)/vsock_bench $(BENCH_DIR)/rpc_bench
+	$(BENCH_DIR)/net_bench $(BENCH_DIR)/vsock_bench $(BENCH_DIR)/rpc_bench \
+	$(BENCH_DIR)/noisy_bench
 
 $(BENCH_DIR)/firstline: $(OBJ)/bench/firstline.o
 	@mkdir -p $(dir $@)
@@ -47,6 +51,12 @@ $(BENCH_DIR)/net_bench: $(OBJ)/bench/net_bench.o \
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
 
 $(BENCH_DIR)/vsock_bench: $(OBJ)/bench/vsock_bench.o \
+		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
+
+# virtio-blk limits through the driver harness, two disks at once.
+$(BENCH_DIR)/noisy_bench: $(OBJ)/bench/noisy_bench.o \
 		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread

@@ -3,8 +3,9 @@
 #
 # The benchmarks (bench/README.md): vmm-run beside QEMU, our exit path
 # beside a bare KVM_RUN loop, our virtio-blk, virtio-net and vsock
-# devices beside bare loops on the same file, TAP and sockets, and vmmd's
-# RPC latency and VM start rate. Prints what
+# devices beside bare loops on the same file, TAP and sockets, vmmd's
+# RPC latency and VM start rate, and noisy neighbours (CPU weight and
+# quota through vmmd's cgroups, disk limits). Prints what
 # each run measured, then a table of medians, ratios and targets (MET /
 # MISSED), and writes the same as key=value lines to
 # $BUILD/bench/results.txt.
@@ -15,8 +16,8 @@
 # Environment (defaults in brackets):
 #   BUILD [build], VMMRUN [$BUILD/bin/vmm-run], QEMU [qemu-system-x86_64]
 #   BENCH_KERNEL [$BUILD/guest/vmlinuz]
-#   BENCH_ONLY            comma list of startup,linux,exits,blk,net,vsock,rpc
-#                         [all seven]
+#   BENCH_ONLY            comma list of startup,linux,exits,blk,net,vsock,rpc,
+#                         noisy [all eight]
 #   BENCH_STARTUP_RUNS    exec -> first UART byte runs, tiny kernel [7]
 #   BENCH_VMM_RUNS        vmm-run Debian kernel runs [3]
 #   BENCH_VMM_TIMEOUT     seconds for vmm-run's first kernel line [600]
@@ -34,6 +35,9 @@
 #   BENCH_RPC_SECONDS     seconds per vm.list run [2]
 #   BENCH_RPC_VMS         VMs created and started at once [20]
 #   BENCH_RPC_THREADS     client threads creating them [4]
+#   BENCH_NOISY_SECONDS   seconds per CPU-share measurement [10]
+#   BENCH_NOISY_BLK_SECONDS  seconds per disk-limit measurement [5]
+#   BENCH_NOISY_DIR       where the two disk images go (not tmpfs) [/var/tmp]
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -49,7 +53,7 @@ OUTLOOP=$BB/outloop.bin
 RESULTS=$BB/results.txt
 LOGS=$BB/logs
 
-ONLY=${BENCH_ONLY:-startup,linux,exits,blk,net,vsock,rpc}
+ONLY=${BENCH_ONLY:-startup,linux,exits,blk,net,vsock,rpc,noisy}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-7}
 VMM_RUNS=${BENCH_VMM_RUNS:-3}
 VMM_TIMEOUT=${BENCH_VMM_TIMEOUT:-600}
@@ -66,6 +70,9 @@ VSOCK_MIB=${BENCH_VSOCK_MIB:-256}
 RPC_SECONDS=${BENCH_RPC_SECONDS:-2}
 RPC_VMS=${BENCH_RPC_VMS:-20}
 RPC_THREADS=${BENCH_RPC_THREADS:-4}
+NOISY_SECONDS=${BENCH_NOISY_SECONDS:-10}
+NOISY_BLK_SECONDS=${BENCH_NOISY_BLK_SECONDS:-5}
+NOISY_DIR=${BENCH_NOISY_DIR:-/var/tmp}
 
 # What the brief fixes for the Linux comparison.
 LINUX_CMDLINE="console=ttyS0 earlyprintk=serial"
@@ -78,11 +85,19 @@ EXIT_RATIO_TARGET=0.90		# our exits/s / bare exits/s, at least
 DEV_RATIO_TARGET=0.80		# virtio-net, vsock: ours / the bare loop's
 RPC_P99_TARGET_MS=5		# vm.list p99 with 16 TLS clients, at most
 RPC_START_TARGET=5		# VMs reaching running per host CPU per s, at least
+NOISY_SHARE_TARGET=25		# % of the CPU for weight 100 beside 300 ...
+NOISY_SHARE_TOL=5		# ... within this many points
+NOISY_QUOTA=0.3			# CPUs of quota, and what it should give ...
+NOISY_QUOTA_TOL=0.03		# ... within this
+NOISY_BLK_TOL=0.05		# disk: ratios within 1 +- this
 
 errors=()
 bg_pid=
 rpc_tmp=
 rpc_vmmd_pid=
+noisy_tmp=
+noisy_vmmd_pid=
+noisy_subtree=vmmd-bench-noisy-$$
 
 # shellcheck disable=SC2317  # called from the trap
 cleanup() {
@@ -92,6 +107,7 @@ cleanup() {
 		wait "$bg_pid" 2>/dev/null
 	fi
 	[ -n "$rpc_tmp" ] && rpc_cleanup
+	[ -n "$noisy_tmp" ] && noisy_cleanup
 }
 
 # The rpc benchmark's daemon and its VMs (VMs outlive their daemon): the
@@ -114,6 +130,30 @@ rpc_cleanup() {
 	done
 	rm -rf "$rpc_tmp"
 	rpc_tmp=
+}
+
+# The noisy benchmark's daemon, its VMs (as rpc_cleanup), the cgroups it
+# made for them (deepest first) and its directory.
+# shellcheck disable=SC2317  # called from the trap
+noisy_cleanup() {
+	local f p
+	if [ -n "$noisy_vmmd_pid" ]; then
+		kill -TERM "$noisy_vmmd_pid" 2>/dev/null
+		wait "$noisy_vmmd_pid" 2>/dev/null
+		noisy_vmmd_pid=
+	fi
+	for f in "$noisy_tmp"/run/vms/*/pid; do
+		[ -r "$f" ] || continue
+		p=$(cat "$f")
+		[ -n "$p" ] && [ -r "/proc/$p/cmdline" ] &&
+			tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "$noisy_tmp" &&
+			kill -KILL "$p" 2>/dev/null
+	done
+	sleep 0.2
+	find /sys/fs/cgroup -maxdepth 6 -depth -type d \
+		-path "*/$noisy_subtree*" -exec rmdir {} \; 2>/dev/null
+	rm -rf "$noisy_tmp"
+	noisy_tmp=
 }
 trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
@@ -165,13 +205,15 @@ if want blk; then need+=("$BB/blk_bench"); fi
 if want net; then need+=("$BB/net_bench"); fi
 if want vsock; then need+=("$BB/vsock_bench"); fi
 if want rpc; then need+=("$BB/rpc_bench" "$VMMD" "$VMMRUN" "$TESTGUEST"); fi
+if want noisy; then need+=("$BB/noisy_bench" "$VMMD" "$VMMRUN" "$TESTGUEST"); fi
 for f in "${need[@]}"; do
 	if [ ! -x "$f" ] && [ ! -f "$f" ]; then
 		echo "bench: $f is missing (make bench builds it)" >&2
 		exit 1
 	fi
 done
-if { want startup || want linux || want exits || want blk || want rpc; } &&
+if { want startup || want linux || want exits || want blk || want rpc ||
+     want noisy; } &&
    { [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; }; then
 	echo "bench: cannot open /dev/kvm read-write: no measurement possible" >&2
 	exit 1
@@ -731,6 +773,182 @@ EOF
 		row "VMs reaching running per core per s" "FAILED" "-" "-" \
 			">= $RPC_START_TARGET" "-"
 	fi
+fi
+
+# 9. Noisy neighbours: CPU weight and quota through vmmd's cgroups, with
+# VMs of the test kernel spinning; disk limits through the driver harness.
+if want noisy; then
+	say "9. noisy neighbours: two spinning VMs on host CPU 0, weights 100" \
+		"and 300, ${NOISY_SECONDS} s; one VM with cpu_quota" \
+		"$NOISY_QUOTA alone, ${NOISY_SECONDS} s"
+	NPY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+	[ -x "$NPY" ] || NPY=python3
+	# nrpc METHOD [PARAMS]: one request to the noisy daemon.
+	nrpc() { "$NPY" tests/integration/lib/rpc.py "$noisy_tmp/run/vmmd.sock" "$@" 2>&1; }
+	# njson EXPR JSON: a Python expression over the response r.
+	njson() { "$NPY" -c "import json,sys; r=json.loads(sys.argv[1]); print($1)" "$2" 2>/dev/null; }
+	# nusage NAME: the VM's CPU time in microseconds, from vm.stats.
+	nusage() { njson "r['result']['cpu']['usage_usec']" "$(nrpc vm.stats "{\"name\":\"$1\"}")"; }
+	# nstart NAME RESOURCES: create and start a spinning VM.
+	nstart() {
+		local out
+		out=$(nrpc vm.create "{\"definition\":{\"name\":\"$1\",\"kernel\":\"$PWD/$TESTGUEST\",\"cmdline\":\"testguest.action=spin\",\"memory\":\"64M\",\"vcpus\":1,\"resources\":$2},\"start\":true}")
+		if [ "$(njson "r['result']['state']" "$out")" != running ]; then
+			fail_measure "noisy: VM $1 did not start: $(echo "$out" | head -c 300)"
+			return 1
+		fi
+	}
+	ndelete() { nrpc vm.delete "{\"name\":\"$1\",\"force\":true}" >/dev/null; }
+	if [ "$(id -u)" -ne 0 ]; then
+		fail_measure "noisy: needs root (vmmd's cgroups)"
+	elif ! noisy_tmp=$(mktemp -d /tmp/bench-noisy.XXXXXX); then
+		fail_measure "noisy: cannot make a temporary directory"
+	else
+		cat >"$noisy_tmp/vmmd.json" <<EOF
+{"state_dir": "$noisy_tmp/state", "runtime_dir": "$noisy_tmp/run",
+ "socket": "$noisy_tmp/run/vmmd.sock", "vmm_run": "$PWD/$VMMRUN",
+ "log_level": "info", "cgroup_subtree": "$noisy_subtree",
+ "limits": {"start_timeout_sec": 60}}
+EOF
+		"$VMMD" --config "$noisy_tmp/vmmd.json" --foreground \
+			>"$LOGS/noisy-vmmd.log" 2>&1 &
+		noisy_vmmd_pid=$!
+		up=no
+		for _ in $(seq 200); do
+			kill -0 "$noisy_vmmd_pid" 2>/dev/null || break
+			if [ -S "$noisy_tmp/run/vmmd.sock" ] &&
+			    nrpc daemon.info >/dev/null; then
+				up=yes
+				break
+			fi
+			sleep 0.05
+		done
+		if [ $up != yes ]; then
+			fail_measure "noisy: vmmd did not start (see $LOGS/noisy-vmmd.log)"
+		else
+			grep -m1 "cgroup" "$LOGS/noisy-vmmd.log" | sed 's/^/bench:    vmmd: /'
+			# Weights 1:3 on one host CPU.
+			if nstart w100 '{"cpu_weight":100,"cpu_pin":["0"]}' &&
+			    nstart w300 '{"cpu_weight":300,"cpu_pin":["0"]}'; then
+				sleep 1	# past the boot, spinning
+				a1=$(nusage w100) b1=$(nusage w300)
+				t1=$(date +%s.%N)
+				sleep "$NOISY_SECONDS"
+				a2=$(nusage w100) b2=$(nusage w300)
+				t2=$(date +%s.%N)
+				if [ -n "$a1" ] && [ -n "$a2" ] && [ -n "$b1" ] &&
+				    [ -n "$b2" ] && [ "$(calc "($a2 - $a1) + ($b2 - $b1) > 0")" = 1 ]; then
+					da=$(calc "($a2 - $a1) / 1e6")
+					db=$(calc "($b2 - $b1) / 1e6")
+					dt=$(calc "$t2 - $t1")
+					R[noisy.cpu.w100_cpu_s]=$da
+					R[noisy.cpu.w300_cpu_s]=$db
+					R[noisy.cpu.wall_s]=$dt
+					R[noisy.cpu.w100_share_pct]=$(calc "100 * $da / ($da + $db)")
+					say "   weight 100: $(fmt "$da" '%.2f') s of CPU," \
+						"weight 300: $(fmt "$db" '%.2f') s, in" \
+						"$(fmt "$dt" '%.2f') s: split" \
+						"$(fmt "${R[noisy.cpu.w100_share_pct]}" '%.1f')/$(fmt "$(calc "100 - ${R[noisy.cpu.w100_share_pct]}")" '%.1f')"
+				else
+					fail_measure "noisy: no CPU usage from vm.stats ($a1 $a2 $b1 $b2)"
+				fi
+			fi
+			ndelete w100
+			ndelete w300
+			# A quota of 0.3 CPU, alone.
+			if nstart quota '{"cpu_quota":'"$NOISY_QUOTA"'}'; then
+				sleep 1
+				a1=$(nusage quota) t1=$(date +%s.%N)
+				sleep "$NOISY_SECONDS"
+				a2=$(nusage quota) t2=$(date +%s.%N)
+				if [ -n "$a1" ] && [ -n "$a2" ]; then
+					R[noisy.cpu.quota_cpus]=$(calc "($a2 - $a1) / 1e6 / ($t2 - $t1)")
+					say "   quota $NOISY_QUOTA: $(fmt "${R[noisy.cpu.quota_cpus]}" '%.3f') CPUs"
+				else
+					fail_measure "noisy: no CPU usage from vm.stats for the quota VM"
+				fi
+			fi
+			ndelete quota
+		fi
+		noisy_cleanup
+	fi
+
+	say "   disks: a disk limited to 2000 ops/s alone and beside an" \
+		"unlimited one hammering the same disk; limited disks for 10 ms" \
+		"and 1 s refill times; ${NOISY_BLK_SECONDS} s each"
+	if ! noisy_blk_dir=$(mktemp -d "$NOISY_DIR/bench-noisy.XXXXXX"); then
+		fail_measure "noisy: cannot make a directory in $NOISY_DIR"
+	else
+		run_dev_bench noisy-blk "$BB/noisy_bench" -d "$noisy_blk_dir" \
+			-t "$NOISY_BLK_SECONDS" ||
+			fail_measure "noisy: noisy_bench failed (see $LOGS/noisy-blk.err)"
+		rm -rf "$noisy_blk_dir"
+	fi
+
+	# The rows.
+	if [ -n "${R[noisy.cpu.w100_share_pct]:-}" ]; then
+		v=${R[noisy.cpu.w100_share_pct]}
+		if [ "$(calc "$v >= $NOISY_SHARE_TARGET - $NOISY_SHARE_TOL && $v <= $NOISY_SHARE_TARGET + $NOISY_SHARE_TOL")" = 1 ]; then
+			result=MET
+		else
+			result=MISSED
+		fi
+		R[noisy.cpu.share_result]=$result
+		row "CPU split, weights 100:300 on 1 CPU" \
+			"$(fmt "$v" '%.1f')/$(fmt "$(calc "100 - $v")" '%.1f') %" \
+			"$(fmt "$(calc "${R[noisy.cpu.w100_cpu_s]} + ${R[noisy.cpu.w300_cpu_s]}")" '%.2f') CPU-s in $(fmt "${R[noisy.cpu.wall_s]}" '%.1f') s" \
+			"-" "25/75 +- $NOISY_SHARE_TOL" "$result"
+	else
+		row "CPU split, weights 100:300 on 1 CPU" "FAILED" "-" "-" \
+			"25/75 +- $NOISY_SHARE_TOL" "-"
+	fi
+	if [ -n "${R[noisy.cpu.quota_cpus]:-}" ]; then
+		v=${R[noisy.cpu.quota_cpus]}
+		if [ "$(calc "$v >= $NOISY_QUOTA - $NOISY_QUOTA_TOL && $v <= $NOISY_QUOTA + $NOISY_QUOTA_TOL")" = 1 ]; then
+			result=MET
+		else
+			result=MISSED
+		fi
+		R[noisy.cpu.quota_result]=$result
+		row "CPU of a VM with cpu_quota $NOISY_QUOTA" \
+			"$(fmt "$v" '%.3f') CPUs" "configured $NOISY_QUOTA" \
+			"$(fmt "$(calc "$v / $NOISY_QUOTA")" '%.3f')" \
+			"$NOISY_QUOTA +- $NOISY_QUOTA_TOL" "$result"
+	else
+		row "CPU of a VM with cpu_quota $NOISY_QUOTA" "FAILED" "-" "-" \
+			"$NOISY_QUOTA +- $NOISY_QUOTA_TOL" "-"
+	fi
+	# blk_ratio_row KEY METRIC VALUE OTHER RATIO: a row with target
+	# 1 +- tolerance, its result in R[KEY].
+	blk_ratio_row() {
+		local result=MET
+		[ "$(calc "$5 >= 1 - $NOISY_BLK_TOL && $5 <= 1 + $NOISY_BLK_TOL")" = 1 ] ||
+			result=MISSED
+		R[$1]=$result
+		row "$2" "$3" "$4" "$(fmt "$5" '%.3f')" "1 +- $NOISY_BLK_TOL x" "$result"
+	}
+	if [ -n "${R[noisy.blk.ratio]:-}" ]; then
+		blk_ratio_row noisy.blk.result "disk at 2000 ops/s beside a hammer" \
+			"$(fmt "${R[noisy.blk.beside_ops]}" '%.0f') ops/s" \
+			"alone $(fmt "${R[noisy.blk.alone_ops]}" '%.0f') ops/s" \
+			"${R[noisy.blk.ratio]}"
+		for rf in 10ms 1s; do
+			k=noisy.blk.refill_$rf
+			blk_ratio_row "$k.ops.result" "disk ops/s limit, refill $rf" \
+				"$(fmt "${R[$k.ops.achieved]}" '%.1f')/s" \
+				"configured $(fmt "${R[$k.ops.limit]}" '%.0f')/s" \
+				"${R[$k.ops.ratio]}"
+			blk_ratio_row "$k.bytes.result" "disk bytes/s limit, refill $rf" \
+				"$(fmt "$(calc "${R[$k.bytes.achieved]} / 1e6")" '%.3f') MB/s" \
+				"configured $(fmt "$(calc "${R[$k.bytes.limit]} / 1e6")" '%.0f') MB/s" \
+				"${R[$k.bytes.ratio]}"
+		done
+	else
+		row "disk at 2000 ops/s beside a hammer" "FAILED" "-" "-" \
+			"1 +- $NOISY_BLK_TOL x" "-"
+	fi
+	R[noisy.net]="not measured: see bench/README.md"
+	row "NIC limits, refill 10 ms and 1 s" "not measured" "-" "-" "-" "-"
 fi
 
 R[errors]=${#errors[@]}

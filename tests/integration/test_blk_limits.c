@@ -421,8 +421,9 @@ test_bytes_10mbs(void **state)
 	/* (Fewer are held when the I/O thread runs late on a loaded host:
 	 * the bucket has refilled by the time it pops the next.) */
 	assert_true(run.stats.throttled >= 100);
+	/* At most the whole run, plus the request held when it ended. */
 	assert_true(run.stats.throttled_ns >= 4 * NSEC &&
-		    run.stats.throttled_ns <= 6 * NSEC);
+		    run.stats.throttled_ns <= 7 * NSEC);
 }
 
 static void

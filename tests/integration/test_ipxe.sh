@@ -180,7 +180,7 @@ check "--net rom= over 16 MiB: exit 2" rom_big rc=2 \
 	"err~rom '$TMP/big\.rom': too large \(17825792 bytes; a ROM BAR holds at most 16 MiB\)"
 run_bad rom_opt --firmware "$BIOS" --net "tap=$TAP,rom="
 check "--net rom= without a path: exit 2, listing the options" rom_opt rc=2 \
-	"err~unknown option 'rom='.*rom=PATH"
+	"err~option 'rom='.*rom=PATH"
 # A ROM for another NIC (e1000): a warning naming its ids; the TAP that is
 # not there then ends the run.
 E1000_ROM=$(dirname "$IPXE_ROM")/pxe-e1000.rom

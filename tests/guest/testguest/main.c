@@ -4,7 +4,8 @@
  * vmlinux (64-bit, identity-mapped, RSI = boot_params), it reports what the
  * VMM told it (CPUs from the ACPI MADT, RAM from the e820 map, the command
  * line) on COM1 and then does what `testguest.action=` asks: power off,
- * reboot, crash, hang, echo the console, or write a value to a port.
+ * reboot, crash, hang, echo the console, write a value to a port, or
+ * spin (burn CPU for ever, for the noisy-neighbour benchmark).
  *
  * Everything here runs emulated on hosts without VT-x/AMD-V (~1 us per
  * instruction, ~9 us per port access), so it does little and polls only
@@ -637,6 +638,12 @@ testguest_main(uint64_t boot_params)
 		testguest_halt_forever();
 	} else if (str_eq(action, "echo")) {
 		echo(rsdp);
+	} else if (str_eq(action, "spin")) {
+		/* A guest that always wants the CPU, never halting: what
+		 * the CPU weight and quota benchmark puts on one host CPU. */
+		puts_raw("TESTGUEST-SPIN\n");
+		for (;;)
+			__asm__ volatile("" ::: "memory");
 	} else if (str_eq(action, "exit-port")) {
 		outl(EXIT_PORT, cpus);
 		poweroff(rsdp);
