@@ -952,8 +952,10 @@ rpc_stats_reshape(struct vm *vm, json_t *r)
 	nics = json_array();
 	json_array_foreach(json_object_get(r, "nics"), i, v)
 		json_array_append_new(nics, json_pack(
-			"{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"index", rpc_int(v, "index"),
+			"rx_throttled_usec", rpc_int(v, "rx_throttled_ns") / 1000,
+			"tx_throttled_usec", rpc_int(v, "tx_throttled_ns") / 1000,
 			"tap", json_string_value(json_object_get(v, "tap")) ?
 				json_string_value(json_object_get(v, "tap")) :
 				"",
