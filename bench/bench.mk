@@ -11,8 +11,10 @@
 #   bare loop on the same TAP, in a network namespace of its own (root).
 # vsock_bench: vsock streams each way beside a bare UNIX socket pair.
 # noisy_bench: virtio-blk limits among noisy neighbours (a limited disk
-#   beside an unlimited one hammering the same disk) and the rate a limited
-#   disk achieves for 10 ms and 1 s refill times.
+#   beside an unlimited one hammering the same disk), the rate a limited
+#   disk achieves for 10 ms and 1 s refill times, and the same for a
+#   limited virtio-net each way (a TAP in a network namespace of its own,
+#   root).
 # rpc_bench: vmmd's RPC latency and throughput (vm.list over the UNIX socket
 #   and TLS) and its VM start rate, against a daemon run.sh starts.
 
@@ -55,7 +57,7 @@ $(BENCH_DIR)/vsock_bench: $(OBJ)/bench/vsock_bench.o \
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) -pthread
 
-# virtio-blk limits through the driver harness, two disks at once.
+# virtio-blk and virtio-net limits through the driver harness.
 $(BENCH_DIR)/noisy_bench: $(OBJ)/bench/noisy_bench.o \
 		$(OBJ)/tests/unit/helpers/virtio_harness.o $(BUILD)/libvmmcore.a
 	@mkdir -p $(dir $@)

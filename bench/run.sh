@@ -5,7 +5,7 @@
 # beside a bare KVM_RUN loop, our virtio-blk, virtio-net and vsock
 # devices beside bare loops on the same file, TAP and sockets, vmmd's
 # RPC latency and VM start rate, and noisy neighbours (CPU weight and
-# quota through vmmd's cgroups, disk limits). Prints what
+# quota through vmmd's cgroups, disk and NIC limits). Prints what
 # each run measured, then a table of medians, ratios and targets (MET /
 # MISSED), and writes the same as key=value lines to
 # $BUILD/bench/results.txt.
@@ -36,7 +36,7 @@
 #   BENCH_RPC_VMS         VMs created and started at once [20]
 #   BENCH_RPC_THREADS     client threads creating them [4]
 #   BENCH_NOISY_SECONDS   seconds per CPU-share measurement [10]
-#   BENCH_NOISY_BLK_SECONDS  seconds per disk-limit measurement [5]
+#   BENCH_NOISY_BLK_SECONDS  seconds per disk- and NIC-limit measurement [5]
 #   BENCH_NOISY_DIR       where the two disk images go (not tmpfs) [/var/tmp]
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -879,11 +879,17 @@ EOF
 	if ! noisy_blk_dir=$(mktemp -d "$NOISY_DIR/bench-noisy.XXXXXX"); then
 		fail_measure "noisy: cannot make a directory in $NOISY_DIR"
 	else
-		run_dev_bench noisy-blk "$BB/noisy_bench" -d "$noisy_blk_dir" \
-			-t "$NOISY_BLK_SECONDS" ||
+		run_dev_bench noisy-blk "$BB/noisy_bench" -p blk \
+			-d "$noisy_blk_dir" -t "$NOISY_BLK_SECONDS" ||
 			fail_measure "noisy: noisy_bench failed (see $LOGS/noisy-blk.err)"
 		rm -rf "$noisy_blk_dir"
 	fi
+	say "   NIC: virtio-net on a TAP limited to 50 Mbit/s (1514-byte" \
+		"frames) and to 5000 packets/s (60-byte frames), TX and RX, for" \
+		"10 ms and 1 s refill times; ${NOISY_BLK_SECONDS} s each"
+	run_dev_bench noisy-net "$BB/noisy_bench" -p net \
+		-t "$NOISY_BLK_SECONDS" ||
+		fail_measure "noisy: noisy_bench NIC rows failed (see $LOGS/noisy-net.err)"
 
 	# The rows.
 	if [ -n "${R[noisy.cpu.w100_share_pct]:-}" ]; then
@@ -947,8 +953,25 @@ EOF
 		row "disk at 2000 ops/s beside a hammer" "FAILED" "-" "-" \
 			"1 +- $NOISY_BLK_TOL x" "-"
 	fi
-	R[noisy.net]="not measured: see bench/README.md"
-	row "NIC limits, refill 10 ms and 1 s" "not measured" "-" "-" "-" "-"
+	for d in tx rx; do
+		for rf in 10ms 1s; do
+			k=noisy.net.$d.refill_$rf
+			if [ -z "${R[$k.bytes.ratio]:-}" ] ||
+			   [ -z "${R[$k.pkts.ratio]:-}" ]; then
+				row "NIC $d limits, refill $rf" "FAILED" "-" "-" \
+					"1 +- $NOISY_BLK_TOL x" "-"
+				continue
+			fi
+			blk_ratio_row "$k.bytes.result" "NIC $d bytes/s limit, refill $rf" \
+				"$(fmt "$(calc "${R[$k.bytes.achieved]} * 8 / 1e6")" '%.3f') Mbit/s" \
+				"configured $(fmt "$(calc "${R[$k.bytes.limit]} * 8 / 1e6")" '%.0f') Mbit/s" \
+				"${R[$k.bytes.ratio]}"
+			blk_ratio_row "$k.pkts.result" "NIC $d packets/s limit, refill $rf" \
+				"$(fmt "${R[$k.pkts.achieved]}" '%.1f')/s" \
+				"configured $(fmt "${R[$k.pkts.limit]}" '%.0f')/s" \
+				"${R[$k.pkts.ratio]}"
+		done
+	done
 fi
 
 R[errors]=${#errors[@]}
