@@ -301,6 +301,12 @@ expect_out "info shows key: value lines" "^state: +running" info t1
 expect_out "stats shows the cpu section" "^  usage: +[0-9]+\.[0-9]{6}s" stats t1
 expect_out "stats --json is the raw result" '"uptime_sec":' stats t1 --json
 
+expect_out "set: a CPU quota and weight, applied to the running VM" \
+	"^t1: updated, applied to the running VM" set t1 --cpu-quota 0.5 --cpu-weight 200
+expect_out "info shows the stored resources" '"cpu_quota": 0.5' info t1 --json
+expect_rc "set: a memory limit below the VM's memory: exit 1" 1 set t1 --memory-limit 16M
+expect_rc "set: a disk limit on a VM without disks: exit 1" 1 set t1 --disk-limit 0:ops=100
+expect_out "set: none unsets the quota" "^t1: updated, applied" set t1 --cpu-quota none
 expect_out "pause" "^t1: paused" pause t1
 expect_out "list shows it paused" "^t1 +paused " list
 expect_rc "pause again: exit 1 (invalid state)" 1 pause t1
