@@ -208,6 +208,12 @@ bench: deps-bench all guest $(TEST_GUESTS)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/share/doc/vmmd
+	sed 's|/usr/local/|$(PREFIX)/|g' systemd/vmmd.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/vmmd.service
+	install -m 0644 systemd/vmmd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/vmmd.conf
+	install -m 0644 proto/PROTOCOL.md configs/*.json $(DESTDIR)$(PREFIX)/share/doc/vmmd/
 
 clean:
 	rm -rf $(BUILD)
