@@ -12,8 +12,11 @@ guest="cpio gzip xz-utils dpkg apt kmod"
 # ipxe-qemu and dnsmasq-base: tests/integration/test_ipxe.sh (the iPXE ROM
 # for virtio-net, and a DHCP server; -base: the binary without a system
 # service that would start on the host).
+# openssl: the command-line tool that makes the TLS tests' certificates
+# (tests/integration/lib/mkcerts.sh).
 test="$build $guest iproute2 procps util-linux python3 acpica-tools
-	clang libclang-rt-14-dev seabios e2fsprogs ipxe-qemu dnsmasq-base"
+	clang libclang-rt-14-dev seabios e2fsprogs ipxe-qemu dnsmasq-base
+	openssl"
 bench="$test qemu-system-x86 time"
 
 case "${1:-build}" in
