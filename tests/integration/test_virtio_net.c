@@ -1729,9 +1729,16 @@ test_limit_tx_bytes(void **state)
 		    meter_rate(&mt, true, LIM_BURST, LIM_FRAME),
 		    (double)LIM_BPS);
 	net_get_stats(f->net, &st);
-	assert_true(st.tx_throttled > 1000);
-	/* The device waited nearly all the time. */
-	assert_true(st.tx_throttled_ns > 4 * NSEC);
+	fprintf(stderr, "  tx throttled: %llu times, %.2f s of 5 s\n",
+		(unsigned long long)st.tx_throttled,
+		(double)st.tx_throttled_ns / NSEC);
+	/* The device waited on the limiter most of the time. Not all of it:
+	 * on a loaded host this harness, the producer, is late at times and
+	 * the device then waits for frames instead. */
+	if (st.tx_throttled < 1000 || st.tx_throttled_ns < 3 * NSEC)
+		fail_msg("tx throttled %llu times for %.2f s: the limiter "
+			 "held back too little", (unsigned long long)
+			 st.tx_throttled, (double)st.tx_throttled_ns / NSEC);
 	assert_int_equal(st.tx_errors, 0);
 	assert_int_equal(st.rx_throttled, 0);
 	assert_false(vh_dev_status(&f->d) & VIRTIO_CONFIG_S_NEEDS_RESET);
