@@ -38,6 +38,8 @@ static const char *const exit_names[VCPU_EXIT_MAX] = {
 	[VCPU_EXIT_FAIL_ENTRY] = "fail_entry",
 	[VCPU_EXIT_SYSTEM_EVENT] = "system_event",
 	[VCPU_EXIT_IRQ_WINDOW] = "irq_window",
+	[VCPU_EXIT_DEBUG] = "debug",
+	[VCPU_EXIT_MSR] = "msr",
 	[VCPU_EXIT_OTHER] = "other",
 };
 
@@ -558,6 +560,220 @@ set_failed:
 	return r;
 }
 
+/*
+ * The PVM syscall bridge (see vm_setup_syscall_bridge in vm.c). PVM
+ * starts an unmodified guest's user-mode SYSCALL at LSTAR with RCX, R11
+ * and RFLAGS as SYSCALL leaves them but CS and SS still the user's, and
+ * runs it natively in ring 3: fetching the kernel's entry faults, and the
+ * guest kernel gets a #PF from user mode at RIP == CR2 == LSTAR, which it
+ * takes for a bad jump and kills the process. Hardware breakpoints do not
+ * fire in PVM's native user mode, but they do in the guest kernel, which
+ * PVM emulates: one sits on the guest's #PF handler. When it stops there
+ * on exactly that fault, we undo the fault's delivery and finish the
+ * SYSCALL as the CPU would have: RIP = LSTAR, the user's RSP, RFLAGS
+ * masked by SFMASK, CS from STAR[47:32] (64-bit code, ring 0) and SS the
+ * selector after it. PVM ignores RFLAGS.RF in kernel mode, so each stop
+ * is followed by a single step with the breakpoint lifted.
+ */
+#define MSR_STAR 0xc0000081u
+#define MSR_LSTAR 0xc0000082u
+#define MSR_SFMASK 0xc0000084u
+#define RFLAGS_IF (1ull << 9)
+#define RFLAGS_RF (1ull << 16)
+
+static int
+vcpu_sysbp_set(struct vcpu *v, bool step)
+{
+	struct kvm_guest_debug d;
+
+	memset(&d, 0, sizeof(d));
+	if (step) {
+		d.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+	} else if (v->sysbp_pf) {
+		d.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+		d.arch.debugreg[0] = v->sysbp_pf;
+		d.arch.debugreg[7] = 0x1;	/* L0: execute, 1 byte */
+	}
+	if (ioctl(v->fd, KVM_SET_GUEST_DEBUG, &d) < 0)
+		return -errno;
+	v->sysbp_stepping = step;
+	return 0;
+}
+
+static bool
+vcpu_canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+static int
+vcpu_get_msr(struct vcpu *v, uint32_t index, uint64_t *ret)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} m;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.e[0].index = index;
+	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1)
+		return -EIO;
+	*ret = m.e[0].data;
+	return 0;
+}
+
+/* The guest's #PF handler, from its IDT: 0 when there is none yet. */
+static uint64_t
+vcpu_pf_handler(struct vcpu *v)
+{
+	struct kvm_sregs s;
+	uint8_t g[16];
+	uint64_t h;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0 || !(s.efer & (1u << 10)) ||
+	    s.idt.limit < 15 * 16 - 1 ||
+	    vcpu_gva_access(v, s.idt.base + 14 * 16, g, sizeof(g), false) < 0)
+		return 0;
+	if (!(g[5] & 0x80) || (g[5] & 0x0f) < 0x0e)
+		return 0;	/* not present, or not an interrupt/trap gate */
+	h = (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 |
+	    (uint64_t)g[7] << 24 | (uint64_t)g[8] << 32 |
+	    (uint64_t)g[9] << 40 | (uint64_t)g[10] << 48 |
+	    (uint64_t)g[11] << 56;
+	return vcpu_canonical(h) ? h : 0;
+}
+
+/* Put the breakpoint on the guest's #PF handler as it is now. */
+static int
+vcpu_sysbp_arm(struct vcpu *v)
+{
+	uint64_t h = v->sysbp_lstar ? vcpu_pf_handler(v) : 0;
+
+	if (h == v->sysbp_pf)
+		return 0;
+	v->sysbp_pf = h;
+	if (h)
+		log_info("vCPU %u: syscall bridge on: LSTAR 0x%llx, #PF "
+			  "handler 0x%llx", v->index,
+			  (unsigned long long)v->sysbp_lstar,
+			  (unsigned long long)h);
+	return v->sysbp_stepping ? 0 : vcpu_sysbp_set(v, false);
+}
+
+/* The guest wrote LSTAR: write it for it, and (re)arm the bridge. */
+static int
+vcpu_handle_wrmsr(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} m;
+	int r;
+
+	vcpu_count(v, VCPU_EXIT_MSR);
+	if (run->msr.index != MSR_LSTAR || !vcpu_canonical(run->msr.data)) {
+		run->msr.error = 1;	/* #GP, as the CPU would */
+		return 0;
+	}
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.e[0].index = MSR_LSTAR;
+	m.e[0].data = run->msr.data;
+	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 1) {
+		run->msr.error = 1;
+		return 0;
+	}
+	run->msr.error = 0;
+	v->sysbp_lstar = run->msr.data;
+	r = vcpu_sysbp_arm(v);
+	if (r < 0)
+		vm_request_stop(v->vm, VM_STOP_ERROR, "vCPU %u: breakpoint for "
+				"the syscall bridge: %s", v->index, strerror(-r));
+	return r;
+}
+
+/* A debug exit the bridge did not ask for: the guest's own #DB. */
+static int
+vcpu_reinject_db(struct vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+
+	if (!v->debug_logged) {
+		v->debug_logged = true;
+		log_warn("vCPU %u: the guest's own debug exception at 0x%llx "
+			 "passed back to it", v->index,
+			 (unsigned long long)v->run->debug.arch.pc);
+	}
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	ev.flags = 0;
+	ev.exception.injected = 1;
+	ev.exception.nr = 1;
+	ev.exception.has_error_code = 0;
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Stopped on the #PF handler's first instruction: is this the fault of a
+ * SYSCALL PVM left in user mode? Only if the frame says ring 3 at LSTAR,
+ * CR2 is LSTAR, SFMASK's IF is already off (SYSCALL did that; ring 3 code
+ * cannot clear IF itself), and RCX follows a SYSCALL instruction. A user
+ * program that merely jumps to LSTAR gets its fault.
+ */
+static int
+vcpu_syscall_fixup(struct vcpu *v)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	uint64_t f[6], star, sfmask;	/* error code, RIP, CS, RFLAGS, RSP, SS */
+	uint8_t insn[2];
+	uint16_t sel;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return -errno;
+	if ((s.cs.selector & 3) || s.cr2 != v->sysbp_lstar ||
+	    vcpu_gva_access(v, r.rsp, f, sizeof(f), false) < 0 ||
+	    f[1] != v->sysbp_lstar || (f[2] & 3) != 3 ||
+	    vcpu_get_msr(v, MSR_STAR, &star) < 0 ||
+	    vcpu_get_msr(v, MSR_SFMASK, &sfmask) < 0 ||
+	    ((sfmask & RFLAGS_IF) && (f[3] & RFLAGS_IF)) || r.rcx < 2 ||
+	    vcpu_gva_access(v, r.rcx - 2, insn, 2, false) < 0 ||
+	    insn[0] != 0x0f || insn[1] != 0x05)
+		return 0;
+	r.rip = v->sysbp_lstar;
+	r.rsp = f[4];
+	r.rflags = (f[3] & ~(sfmask | RFLAGS_RF)) | 2;
+	sel = (uint16_t)(star >> 32) & 0xfffc;
+	vcpu_seg(&s.cs, sel, 0xb, true);
+	vcpu_seg(&s.ss, (uint16_t)(sel + 8), 0x3, false);
+	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 ||
+	    ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+		return -errno;
+	__atomic_add_fetch(&v->stats.pvm_syscalls, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int
+vcpu_handle_debug(struct vcpu *v)
+{
+	int r;
+
+	vcpu_count(v, VCPU_EXIT_DEBUG);
+	if (v->sysbp_stepping)
+		return vcpu_sysbp_set(v, false);
+	if (!v->sysbp_pf || v->run->debug.arch.pc != v->sysbp_pf)
+		return vcpu_reinject_db(v);
+	r = vcpu_syscall_fixup(v);
+	if (r < 0)
+		return r;
+	return vcpu_sysbp_set(v, true);
+}
+
 static uint64_t
 vcpu_rip(struct vcpu *v)
 {
@@ -635,6 +851,18 @@ vcpu_run_once(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		vcpu_count(v, VCPU_EXIT_INTR);
 		return VCPU_EXIT_INTR;
+	case KVM_EXIT_DEBUG:
+		r = vcpu_handle_debug(v);
+		return r < 0 ? r : VCPU_EXIT_DEBUG;
+	case KVM_EXIT_X86_WRMSR:
+		if (!vm->syscall_bridge)
+			break;
+		r = vcpu_handle_wrmsr(v);
+		return r < 0 ? r : VCPU_EXIT_MSR;
+	case KVM_EXIT_X86_RDMSR:
+		vcpu_count(v, VCPU_EXIT_MSR);
+		run->msr.error = 1;
+		return VCPU_EXIT_MSR;
 	case KVM_EXIT_INTERNAL_ERROR:
 		vcpu_count(v, VCPU_EXIT_INTERNAL_ERROR);
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
@@ -643,9 +871,10 @@ vcpu_run_once(struct vcpu *v)
 		}
 		return VCPU_EXIT_INTERNAL_ERROR;
 	default:
-		vcpu_count(v, VCPU_EXIT_OTHER);
-		return VCPU_EXIT_OTHER;
+		break;
 	}
+	vcpu_count(v, VCPU_EXIT_OTHER);
+	return VCPU_EXIT_OTHER;
 }
 
 void *

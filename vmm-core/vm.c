@@ -94,6 +94,47 @@ vm_open_kvm(char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * On PVM an unmodified guest's user-mode SYSCALL lands on the kernel's
+ * entry point (LSTAR) still in user mode, and the kernel takes the fault
+ * that follows for a bad jump. vmm-run finishes such a SYSCALL itself
+ * (the syscall bridge, vcpu.c), from a breakpoint on the guest's #PF
+ * handler that it sets once the guest has set LSTAR: LSTAR writes come to
+ * userspace through an MSR filter. Without the filter the bridge stays
+ * off and the guest's user mode cannot make system calls.
+ */
+#define MSR_LSTAR 0xc0000082u
+
+static void
+vm_setup_syscall_bridge(struct vm *vm)
+{
+	static uint8_t deny;	/* bit 0 clear: LSTAR writes exit */
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_X86_USER_SPACE_MSR,
+		.args[0] = KVM_MSR_EXIT_REASON_FILTER,
+	};
+	struct kvm_msr_filter f = { .flags = KVM_MSR_FILTER_DEFAULT_ALLOW };
+
+	if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0 ||
+	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_GUEST_DEBUG) <= 0) {
+		log_warn("PVM host without MSR filters or guest debugging: "
+			 "guest user mode will not reach its kernel by SYSCALL");
+		return;
+	}
+	f.ranges[0] = (struct kvm_msr_filter_range){
+		.flags = KVM_MSR_FILTER_WRITE, .nmsrs = 1, .base = MSR_LSTAR,
+		.bitmap = &deny,
+	};
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0 ||
+	    ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0) {
+		log_warn("PVM host: cannot trap LSTAR writes (%s): guest user "
+			 "mode will not reach its kernel by SYSCALL",
+			 strerror(errno));
+		return;
+	}
+	vm->syscall_bridge = true;
+}
+
 static int
 vm_check_caps(struct vm *vm, char *err, size_t errlen)
 {
@@ -244,6 +285,8 @@ vm_new(const struct vm_config *cfg, struct vm **ret, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(-r));
 		goto fail;
 	}
+	if (vm->is_pvm && cfg->pvm_workarounds)
+		vm_setup_syscall_bridge(vm);
 	r = vm_map_memory(vm, err, errlen);
 	if (r < 0)
 		goto fail;
@@ -479,5 +522,7 @@ vm_stats_total(const struct vm *vm, struct vcpu_stats *ret)
 			ret->exits[k] += __atomic_load_n(&s->exits[k],
 							 __ATOMIC_RELAXED);
 		ret->runs += __atomic_load_n(&s->runs, __ATOMIC_RELAXED);
+		ret->pvm_syscalls += __atomic_load_n(&s->pvm_syscalls,
+						     __ATOMIC_RELAXED);
 	}
 }

@@ -32,6 +32,8 @@ enum vcpu_exit_kind {
 	VCPU_EXIT_FAIL_ENTRY,
 	VCPU_EXIT_SYSTEM_EVENT,
 	VCPU_EXIT_IRQ_WINDOW,
+	VCPU_EXIT_DEBUG,	/* breakpoint or single step (PVM syscall bridge) */
+	VCPU_EXIT_MSR,		/* MSR access filtered to userspace */
 	VCPU_EXIT_OTHER,
 	VCPU_EXIT_MAX,
 };
@@ -41,6 +43,7 @@ const char *vcpu_exit_kind_name(enum vcpu_exit_kind k);
 struct vcpu_stats {
 	uint64_t exits[VCPU_EXIT_MAX];
 	uint64_t runs;		/* KVM_RUN calls */
+	uint64_t pvm_syscalls;	/* user-mode SYSCALLs carried into the kernel */
 };
 
 struct vm;
@@ -58,6 +61,13 @@ struct vcpu {
 	/* Where the last emulation failure was, for rate-limited logs. */
 	uint64_t last_emul_rip;
 	unsigned int emul_logged;
+	/* PVM syscall bridge (vcpu.c): the guest's LSTAR, the #PF handler
+	 * the breakpoint sits on (0: not armed), and whether one instruction
+	 * is being stepped past it. */
+	uint64_t sysbp_lstar;
+	uint64_t sysbp_pf;
+	bool sysbp_stepping;
+	bool debug_logged;
 };
 
 struct vm_config {
@@ -79,6 +89,7 @@ struct vm {
 	struct vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid;	/* supported CPUID, the template */
 	bool is_pvm;			/* host KVM is kvm_pvm (no VT-x/AMD-V) */
+	bool syscall_bridge;		/* LSTAR writes trapped (vcpu.c) */
 
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;

@@ -176,11 +176,13 @@ ctl_vcpu_stats(struct vmm *m)
 			json_object_set_new(exits, vcpu_exit_kind_name(k),
 				json_integer((json_int_t)__atomic_load_n(
 					&v->stats.exits[k], __ATOMIC_RELAXED)));
-		o = json_pack("{s:i, s:i, s:I, s:I, s:o*}", "index", (int)i,
+		o = json_pack("{s:i, s:i, s:I, s:I, s:I, s:o*}", "index", (int)i,
 			      "tid", (int)tid,
 			      "cpu_ns", (json_int_t)ctl_thread_cpu_ns(tid),
 			      "runs", (json_int_t)__atomic_load_n(&v->stats.runs,
 							__ATOMIC_RELAXED),
+			      "pvm_syscalls", (json_int_t)__atomic_load_n(
+					&v->stats.pvm_syscalls, __ATOMIC_RELAXED),
 			      "exits", exits);
 		if (!o || json_array_append_new(arr, o) < 0) {
 			json_decref(arr);

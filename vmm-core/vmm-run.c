@@ -1272,6 +1272,9 @@ print_stats(struct vmm *m)
 				fprintf(stderr, " %s=%llu",
 					vcpu_exit_kind_name(k),
 					(unsigned long long)s->exits[k]);
+		if (s->pvm_syscalls)
+			fprintf(stderr, " pvm_syscalls=%llu",
+				(unsigned long long)s->pvm_syscalls);
 		fputc('\n', stderr);
 	}
 	fprintf(stderr, "  unowned: pio=%llu mmio=%llu\n",

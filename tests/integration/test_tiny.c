@@ -67,6 +67,7 @@ struct tiny {
 	struct testdev mmio;
 	int last;		/* the last vcpu_run_once() result */
 	unsigned int runs;
+	bool pvm_workarounds;	/* as vmm-run sets it */
 };
 
 static void
@@ -275,13 +276,17 @@ tiny_boot(struct tiny *t, const char *name)
 		.nr_vcpus = 1,
 		.ram_size = TINY_RAM,
 		.no_irqchip = true,
+		.pvm_workarounds = t->pvm_workarounds,
 	};
 	char err[256] = "";
 	uint8_t *bin;
 	size_t len = 0;
 	int r;
 
+	bool pvm_workarounds = t->pvm_workarounds;
+
 	memset(t, 0, sizeof(*t));
+	t->pvm_workarounds = pvm_workarounds;
 	t->pio.name = "port I/O test device at 0x500";
 	t->mmio.name = "MMIO test device at 0xd0000000";
 	t->last = -1;
@@ -724,6 +729,58 @@ test_pause_resume(void **state)
 }
 
 /*
+ * A ring-3 SYSCALL into the guest kernel's entry and SYSRETQ back, twice.
+ * On a host with VT-x/AMD-V the CPU does it; on PVM only vmm-run's
+ * syscall bridge (vcpu.c) gets the entry to run in ring 0.
+ */
+static void
+test_syscall(void **state)
+{
+	struct tiny *t = *state;
+	unsigned int i;
+
+	t->pvm_workarounds = true;
+	if (!tiny_boot(t, "syscall"))
+		return;
+	tiny_run(t);
+	if (t->pio.n != 8)
+		testdev_dump(&t->pio);
+	tiny_check_stop(t, VCPU_EXIT_HLT);
+	CHECK_EQ(t, "port writes from the syscall entry", 8, t->pio.n);
+	for (i = 0; i < 2; i++) {
+		const struct rec_access *a = &t->pio.acc[4 * i];
+
+		CHECK_EQ(t, "RAX at the entry", 0x5e1 + i, a[0].value);
+		/* Ring 0 in the kernel's code segment, STAR[47:32]. */
+		CHECK_EQ(t, "CS at the entry", 0x10, a[1].value);
+		/* RCX: the user RIP after SYSCALL, in the guest's code. */
+		if (a[2].value < 0x1000 || a[2].value >= 0x1200)
+			fail_msg("RCX at the entry 0x%" PRIx64 ": not a return "
+				 "address in the guest's code", a[2].value);
+		/* RFLAGS: SFMASK took IF away; bit 1 is always set. */
+		CHECK_EQ(t, "RFLAGS at the entry & (IF | bit 1)", 0x2,
+			 a[3].value & 0x202);
+	}
+	/* The calls are 7 bytes apart: mov $0x5e2, %eax; syscall. */
+	CHECK_EQ(t, "RCX of the second call - RCX of the first", 7,
+		 t->pio.acc[6].value - t->pio.acc[2].value);
+	check_exits(t, VCPU_EXIT_SHUTDOWN, 0);
+	check_exits(t, VCPU_EXIT_HLT, 1);
+	if (t->vm->is_pvm) {
+		/* LSTAR's write came to us, and both calls were carried. */
+		CHECK_EQ(t, "syscall bridge on", 1, t->vm->syscall_bridge);
+		check_exits(t, VCPU_EXIT_MSR, 1);
+		CHECK_EQ(t, "stats.pvm_syscalls", 2, t->v->stats.pvm_syscalls);
+		/* A breakpoint stop and a single step per call. */
+		check_exits(t, VCPU_EXIT_DEBUG, 4);
+	} else {
+		CHECK_EQ(t, "syscall bridge on", 0, t->vm->syscall_bridge);
+		check_exits(t, VCPU_EXIT_DEBUG, 0);
+		CHECK_EQ(t, "stats.pvm_syscalls", 0, t->v->stats.pvm_syscalls);
+	}
+}
+
+/*
  * The recording device itself, without a VM: if it mangled values, every
  * other test here would check the wrong thing.
  */
@@ -755,6 +812,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_testdev_records),
 		TINY_TEST(test_out),
+		TINY_TEST(test_syscall),
 		TINY_TEST(test_in),
 		TINY_TEST(test_mmio),
 		TINY_TEST(test_mmio_sizes),
