@@ -285,7 +285,7 @@ vm_new(const struct vm_config *cfg, struct vm **ret, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(-r));
 		goto fail;
 	}
-	if (vm->is_pvm && cfg->pvm_workarounds)
+	if (vm->is_pvm && cfg->pvm_workarounds && !cfg->no_syscall_bridge)
 		vm_setup_syscall_bridge(vm);
 	r = vm_map_memory(vm, err, errlen);
 	if (r < 0)

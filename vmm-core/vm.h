@@ -75,6 +75,7 @@ struct vm_config {
 	uint64_t ram_size;
 	bool no_irqchip;	/* tiny tests: HLT exits to userspace */
 	bool pvm_workarounds;	/* step in where the host cannot emulate */
+	bool no_syscall_bridge;	/* PVM: without vcpu.c's syscall bridge */
 };
 
 struct vm {

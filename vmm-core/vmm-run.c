@@ -77,7 +77,8 @@ usage(FILE *f)
 		"                     [,tx_bps_burst=SIZE][,tx_pps_burst=N]]...\n"
 		"               [--vsock cid=N,uds=PATH]\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
-		"               [--stats] [--classic-boot] [--no-pvm-cmdline] [-v]\n"
+		"               [--stats] [--classic-boot] [--no-pvm-cmdline]\n"
+		"               [--no-syscall-bridge] [-v]\n"
 		"               [--name NAME] [--control PATH]\n"
 		"       vmm-run --definition FILE.json [options but the machine's]\n"
 		"               [--console-socket PATH[,history=SIZE]]\n"
@@ -325,6 +326,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "stats", no_argument, NULL, 's' },
 		{ "classic-boot", no_argument, NULL, 'B' },
 		{ "no-pvm-cmdline", no_argument, NULL, 'P' },
+		{ "no-syscall-bridge", no_argument, NULL, 'Y' },
 		{ "virtio-console", required_argument, NULL, 'H' },
 		{ "no-rng", no_argument, NULL, 'R' },
 		{ "disk", required_argument, NULL, 'D' },
@@ -377,6 +379,7 @@ parse_args(int argc, char **argv, struct options *o)
 		case 's': o->stats = true; break;
 		case 'B': o->classic = true; break;
 		case 'P': o->no_pvm_cmdline = true; break;
+		case 'Y': o->no_syscall_bridge = true; break;
 		case 'H':
 			if (strcmp(optarg, "stdio") != 0 &&
 			    (strncmp(optarg, "file:", 5) != 0 || !optarg[5]))
@@ -1331,6 +1334,7 @@ main(int argc, char **argv)
 	cfg.nr_vcpus = m.opt.cpus;
 	cfg.ram_size = m.opt.memory;
 	cfg.pvm_workarounds = true;
+	cfg.no_syscall_bridge = m.opt.no_syscall_bridge;
 	r = vm_new(&cfg, &m.vm, err, sizeof(err));
 	if (r < 0) {
 		log_err("%s", err);

@@ -40,6 +40,7 @@ struct options {
 	bool stats;
 	bool classic;
 	bool no_pvm_cmdline;
+	bool no_syscall_bridge;	/* PVM: leave guest SYSCALLs to the host */
 	const char *virtio_console;	/* NULL, "stdio" or "file:PATH" */
 	const char *disks[VMM_MAX_DISKS];	/* --disk arguments, in order */
 	unsigned int nr_disks;
