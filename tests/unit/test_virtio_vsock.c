@@ -899,6 +899,84 @@ test_slow_host(void **state)
 	close(fd);
 }
 
+/*
+ * The device watches a host socket only for what it waits for (vsock.c,
+ * vsock_conn_watch): a CONNECT line in two pieces, data that comes after
+ * a read found the socket empty, data and a close that come while the
+ * guest's credit is spent (nothing reaches the guest until its credit
+ * update, not even the SHUTDOWN; then all of it, in order, and the
+ * SHUTDOWN last).
+ */
+static void
+test_host_events(void **state)
+{
+	struct fix *f = *state;
+	static uint8_t out[8192];
+	uint64_t s = 9, h_sent, h_got = FNV0;
+	uint32_t total = 4 + sizeof(out);
+	struct vsock_stats st;
+	char line[64], want[64];
+	struct gconn c;
+	int fd, n;
+
+	bring_up(f);
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "CONN", 4), 4);
+	assert_int_equal(g_recv(f, 200), 0);
+	assert_int_equal(write(fd, "ECT 53\n", 7), 7);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	assert_int_equal(le32toh(f->pk.h.dst_port), 53);
+	c.gport = 53;
+	c.hport = le32toh(f->pk.h.src_port);
+	c.buf_alloc = 4096;
+	assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_REQUEST);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RESPONSE, NULL, 0, 0);
+	n = snprintf(want, sizeof(want), "OK %u\n", c.hport);
+	memset(line, 0, sizeof(line));
+	host_read_all(fd, line, (size_t)n);
+	assert_string_equal(line, want);
+
+	/* The device looked and found nothing; then data comes. */
+	assert_int_equal(g_recv(f, 100), 0);
+	assert_int_equal(write(fd, "late", 4), 4);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(f->pk.len, 4);
+	assert_memory_equal(f->pk.data, "late", 4);
+	h_got = fnv(h_got, f->pk.data, f->pk.len);
+
+	/* More than the credit left, and the host closes at once. */
+	fill(&s, out, sizeof(out));
+	h_sent = fnv(fnv(FNV0, (const uint8_t *)"late", 4), out, sizeof(out));
+	assert_int_equal(write(fd, out, sizeof(out)), (ssize_t)sizeof(out));
+	close(fd);
+	while (c.rx_cnt < c.buf_alloc) {
+		g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+		h_got = fnv(h_got, f->pk.data, f->pk.len);
+	}
+	assert_int_equal(c.rx_cnt, c.buf_alloc);
+	assert_int_equal(g_recv(f, 200), 0);
+
+	/* Credit comes back: the rest, then SHUTDOWN both ways. */
+	g_consume(f, &c, c.rx_cnt - c.fwd_cnt);
+	while (c.rx_cnt < total) {
+		g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+		h_got = fnv(h_got, f->pk.data, f->pk.len);
+		g_consume(f, &c, f->pk.len);
+	}
+	assert_int_equal(c.rx_cnt, total);
+	assert_true(h_got == h_sent);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	assert_int_equal(le32toh(f->pk.h.flags), VIRTIO_VSOCK_SHUTDOWN_RCV |
+			 VIRTIO_VSOCK_SHUTDOWN_SEND);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	tx_drain(f);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(st.rx_bytes, total);
+}
+
 static void
 test_rst(void **state)
 {
@@ -1479,6 +1557,7 @@ main(void)
 		T(test_big_transfer),
 		T(test_slow_guest),
 		T(test_slow_host),
+		T(test_host_events),
 		T(test_rst),
 		T(test_bad_packets),
 		T(test_bad_buffers),

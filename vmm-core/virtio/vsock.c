@@ -35,7 +35,14 @@
 #define VSOCK_EVENTS		64	/* epoll events per wakeup */
 #define VSOCK_BUDGET		64	/* transmit chains per wakeup */
 #define VSOCK_RX_BUDGET		256	/* receive buffers per wakeup */
-#define VSOCK_SIGNAL_EVERY	16
+#define VSOCK_SIGNAL_EVERY	16	/* transmit chains between interrupts */
+/*
+ * Receive buffers pushed between interrupts in a long run: one read's
+ * worth. An interrupt per read (or per 16 buffers) woke the driver up to
+ * four times for each 256 KiB of credit it has to hand back anyway, while
+ * the buffers of one read mean nothing to it one by one.
+ */
+#define VSOCK_RX_SIGNAL_EVERY	VSOCK_RX_BATCH
 /* One read from a host socket takes at most this much (see vsock.h). */
 #define VSOCK_RX_BYTES		(256u << 10)
 #define VSOCK_RX_IOV		1024	/* UIO_MAXIOV */
@@ -85,6 +92,7 @@ struct vsock_conn {
 	uint32_t tx_cnt, peer_buf_alloc, peer_fwd_cnt;
 	bool readable;			/* the socket may have bytes */
 	bool host_eof;
+	uint32_t ep_events;		/* what the epoll set watches it for */
 
 	unsigned int ctrl;		/* CTRL_* owed */
 	uint32_t shut_flags;
@@ -141,7 +149,8 @@ struct vsock {
 	struct iovec tx_iov[VSOCK_QUEUE_MAX];
 	struct vsock_held held[VSOCK_HOLD_TOTAL];
 	int held_free;			/* free list of held[] */
-	unsigned int tx_given;		/* kept chains given back, unsignalled */
+	unsigned int tx_given;		/* transmit chains given back and not
+					 * signalled yet (vsock_tx_signal) */
 	bool closing;			/* vsock_free(): give nothing back */
 	struct virtio_vsock_hdr rst_ring[VSOCK_RST_RING];
 	unsigned int rst_head, rst_len;
@@ -156,6 +165,7 @@ struct vsock {
 #define STAT_ADD(v, f, n) __atomic_add_fetch(&(v)->f, (n), __ATOMIC_RELAXED)
 
 static void vsock_rx_run(struct vsock *v);
+static void vsock_conn_watch(struct vsock *v, struct vsock_conn *c);
 
 static void
 vsock_err(char *err, size_t errlen, const char *fmt, ...)
@@ -354,7 +364,11 @@ vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
 	c->hashed = false;
 }
 
-/* A free slot with fd registered in the epoll set (edge-triggered). */
+/*
+ * A free slot with fd registered in the epoll set (edge-triggered; for
+ * hang-ups only at first: it is readable until a read says otherwise,
+ * see vsock_conn_watch).
+ */
 static struct vsock_conn *
 vsock_conn_alloc(struct vsock *v, int fd, enum vsock_state state)
 {
@@ -372,11 +386,12 @@ vsock_conn_alloc(struct vsock *v, int fd, enum vsock_state state)
 	}
 	if (!c)
 		return NULL;
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+	ev.events = EPOLLRDHUP | EPOLLET;
 	ev.data.u64 = (uint64_t)i + 1;
 	if (epoll_ctl(v->ep_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return NULL;
 	memset(c, 0, sizeof(*c));
+	c->ep_events = ev.events;
 	c->idx = i;
 	c->fd = fd;
 	c->state = state;
@@ -412,7 +427,7 @@ vsock_held_done(struct vsock *v, struct vsock_conn *c)
 	v->held_free = i;
 }
 
-/* Interrupt for chains given back outside vsock_tx_run. */
+/* Interrupt for transmit chains given back since the last one. */
 static void
 vsock_tx_signal(struct vsock *v)
 {
@@ -510,6 +525,7 @@ vsock_can_send(const struct vsock_conn *c)
 	       !c->shut_rcv && vsock_peer_credit(c) > 0;
 }
 
+/* On the ready list if it can send; watched for what it waits for. */
 static void
 vsock_update_ready(struct vsock *v, struct vsock_conn *c)
 {
@@ -517,6 +533,7 @@ vsock_update_ready(struct vsock *v, struct vsock_conn *c)
 		vsock_ready_add(v, c);
 	else
 		vsock_ready_del(v, c);
+	vsock_conn_watch(v, c);
 }
 
 /*
@@ -642,7 +659,6 @@ vsock_host_eof(struct vsock *v, struct vsock_conn *c, bool hup)
 {
 	c->host_eof = true;
 	c->readable = false;
-	vsock_ready_del(v, c);
 	if (hup || c->shut_send) {
 		c->shut_flags = VIRTIO_VSOCK_SHUTDOWN_RCV |
 				VIRTIO_VSOCK_SHUTDOWN_SEND;
@@ -650,6 +666,7 @@ vsock_host_eof(struct vsock *v, struct vsock_conn *c, bool hup)
 	} else {
 		c->shut_flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
 	}
+	vsock_update_ready(v, c);
 	vsock_ctrl_add(v, c, CTRL_SHUTDOWN);
 }
 
@@ -736,7 +753,7 @@ vsock_rx_data(struct vsock *v, struct virtq *vq, struct vsock_conn *c,
 	} while (got < 0 && errno == EINTR);
 	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		c->readable = false;
-		vsock_ready_del(v, c);
+		vsock_update_ready(v, c);
 		return false;
 	}
 	if (got < 0) {
@@ -809,7 +826,7 @@ vsock_rx_run(struct vsock *v)
 			}
 		}
 		pushed = (uint16_t)(vq->used_idx - last);
-		if (pushed >= VSOCK_SIGNAL_EVERY) {
+		if (pushed >= VSOCK_RX_SIGNAL_EVERY) {
 			virtio_queue_signal(vdev, vq);
 			last = vq->used_idx;
 		}
@@ -824,6 +841,36 @@ static uint32_t
 vsock_pending(const struct vsock_conn *c)
 {
 	return c->held_len + c->buf_len;
+}
+
+/*
+ * Watch c's socket for what we wait for, and only that: EPOLLIN once a
+ * read found it empty (until then it is known readable), EPOLLOUT while
+ * guest payload waits for room in it; hang-ups always. An edge for a
+ * socket already known readable (a host process writing more while the
+ * guest's credit is spent) or writable (a host process reading what we
+ * wrote) only woke the I/O thread for nothing, several times per 256 KiB
+ * streamed. A change costs an epoll_ctl, made only when a read comes up
+ * empty or a write short, and the next event; adding EPOLLIN back
+ * reports what arrived meanwhile (epoll looks at once).
+ */
+static void
+vsock_conn_watch(struct vsock *v, struct vsock_conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET };
+
+	if (c->state == VSC_FREE)
+		return;
+	if (!c->readable && !c->host_eof && !c->shut_rcv)
+		ev.events |= EPOLLIN;
+	if (vsock_pending(c) && c->state == VSC_ESTABLISHED)
+		ev.events |= EPOLLOUT;
+	if (ev.events == c->ep_events)
+		return;
+	ev.data.u64 = (uint64_t)c->idx + 1;
+	/* MOD of a registered fd allocates nothing: it does not fail. */
+	if (epoll_ctl(v->ep_fd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+		c->ep_events = ev.events;
 }
 
 /*
@@ -1233,9 +1280,10 @@ vsock_tx_run(struct vsock *v)
 		if (++pushed % VSOCK_SIGNAL_EVERY == 0)
 			virtio_queue_signal(vdev, vq);
 	}
-	/* Chains given back by connections (closed, flushed) count too. */
-	v->tx_given = 0;
-	virtio_queue_signal(vdev, vq);
+	/* The last interrupt is the caller's (vsock_tx_signal), after its
+	 * receive work: see vsock_queue_notify. */
+	if (pushed)
+		v->tx_given++;
 }
 
 /* --- Host sockets --------------------------------------------------- */
@@ -1255,6 +1303,7 @@ vsock_host_cmd(struct vsock *v, struct vsock_conn *c)
 	} while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		c->readable = false;
+		vsock_conn_watch(v, c);
 		return;
 	}
 	if (n <= 0)
@@ -1265,6 +1314,7 @@ vsock_host_cmd(struct vsock *v, struct vsock_conn *c)
 		if (n == VSOCK_CMD_MAX)
 			goto bad;
 		c->readable = false;	/* the rest of the line comes later */
+		vsock_conn_watch(v, c);
 		return;
 	}
 	if (recv(c->fd, line, (size_t)(nl - line + 1), MSG_DONTWAIT) !=
@@ -1349,10 +1399,11 @@ vsock_conn_event(struct vsock *v, struct vsock_conn *c, uint32_t ev)
 			break;
 		}
 		vsock_update_ready(v, c);
-		break;
+		return;
 	default:
 		break;
 	}
+	vsock_conn_watch(v, c);
 }
 
 /* The epoll set has events: dispatch them, then feed the guest. */
@@ -1395,6 +1446,12 @@ vsock_queue_notify(struct virtio_device *vdev, struct virtq *vq)
 	/* The event queue's buffers stay posted: there is nothing to say.
 	 * Every kick may have freed rx work (tx replies, new buffers). */
 	vsock_rx_run(v);
+	/*
+	 * The transmit queue's interrupt only now, after the receive
+	 * queue's: a driver woken by the first finds both done. Sent
+	 * before, it woke the driver for a credit update's completion
+	 * alone, and again for the data that update let through.
+	 */
 	vsock_tx_signal(v);
 }
 

@@ -58,8 +58,16 @@
  * connection, data beyond the credit the device gave) are answered with
  * RST (never an RST to an RST) and close the connection they name.
  *
+ * Interrupts (EVENT_IDX honoured, as always): receive buffers are
+ * signalled once per run of the I/O thread and every VSOCK_RX_BATCH
+ * buffers within a long one; transmit chains every 16 and once at the
+ * end, after the receive work that the same kick started (a credit
+ * update lets data through: the driver woken once finds both).
+ *
  * Threads: everything runs on the device's I/O thread; the connection
- * sockets sit in one epoll set the I/O thread watches.
+ * sockets sit in one epoll set the I/O thread watches, each only for what
+ * the device waits for: readable once a read found it empty, writable
+ * while guest payload waits for room, hang-ups always.
  */
 #ifndef VMM_VIRTIO_VSOCK_H
 #define VMM_VIRTIO_VSOCK_H
