@@ -8,13 +8,14 @@
  * completions through the MSI-X vector's eventfd) and once by a bare
  * io_uring loop (submit, reap, resubmit; nothing else).
  *
- *	blk_bench [-f FILE] [-s MiB] [-t SECONDS] [-r RUNS]
+ *	blk_bench [-f FILE] [-s MiB] [-t SECONDS] [-r RUNS] [-p PATTERN]
  *
  * Patterns: 4 KiB random reads at queue depth 32 (IOPS), 1 MiB sequential
- * reads and writes at queue depth 4 (MB/s). Runs alternate bare / device;
- * the table has medians, the ratio (target >= 0.90) and the CPU time per
- * request of the device's I/O thread (from /proc/self/task/TID/stat)
- * beside that of the bare loop's thread (RUSAGE_THREAD).
+ * reads and writes at queue depth 4 (MB/s); -p N runs only the Nth (0-2).
+ * Runs alternate bare / device; the table has medians, the ratio (target
+ * >= 0.90) and the CPU time per request of the device's I/O thread (from
+ * /proc/self/task/TID/stat) beside that of the bare loop's thread
+ * (RUSAGE_THREAD).
  *
  * The file must be on a file system with O_DIRECT (not tmpfs, where
  * O_DIRECT is a page-cache copy); it is created and filled with data
@@ -470,25 +471,28 @@ main(int argc, char **argv)
 {
 	const char *path = "blk-bench.img";
 	uint64_t mib = 1024;
-	int runs = 3, opt, fd, r;
+	int runs = 3, only = -1, opt, fd, r;
 	double bare_rate[NR_PATTERNS][16], dev_rate[NR_PATTERNS][16];
 	double bare_cpu[NR_PATTERNS][16], dev_cpu_us[NR_PATTERNS][16];
 	unsigned int pi;
 	int k;
 
-	while ((opt = getopt(argc, argv, "f:s:t:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:t:r:p:")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case 's': mib = strtoull(optarg, NULL, 0); break;
 		case 't': seconds = atof(optarg); break;
 		case 'r': runs = atoi(optarg); break;
+		case 'p': only = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: %s [-f FILE] [-s MiB] "
-				"[-t SECONDS] [-r RUNS]\n", argv[0]);
+				"[-t SECONDS] [-r RUNS] [-p PATTERN]\n",
+				argv[0]);
 			return 2;
 		}
 	}
-	if (runs < 1 || runs > 16 || mib < 16 || seconds <= 0) {
+	if (runs < 1 || runs > 16 || mib < 16 || seconds <= 0 ||
+	    only < -1 || only >= (int)NR_PATTERNS) {
 		fprintf(stderr, "blk_bench: bad arguments\n");
 		return 2;
 	}
@@ -511,6 +515,8 @@ main(int argc, char **argv)
 	for (pi = 0; pi < NR_PATTERNS; pi++) {
 		const struct pattern *p = &patterns[pi];
 
+		if (only >= 0 && pi != (unsigned int)only)
+			continue;
 		for (k = 0; k < runs; k++) {
 			struct dev_bench db;
 			struct result br, dr;
@@ -543,10 +549,13 @@ main(int argc, char **argv)
 	       "bare CPU/req", "device CPU/req");
 	for (pi = 0; pi < NR_PATTERNS; pi++) {
 		const struct pattern *p = &patterns[pi];
-		double b = median(bare_rate[pi], runs);
-		double d = median(dev_rate[pi], runs);
+		double b, d;
 		char bs[32], ds[32];
 
+		if (only >= 0 && pi != (unsigned int)only)
+			continue;
+		b = median(bare_rate[pi], runs);
+		d = median(dev_rate[pi], runs);
 		snprintf(bs, sizeof(bs), "%.0f %s", b, p->iops ? "IOPS" : "MB/s");
 		snprintf(ds, sizeof(ds), "%.0f %s", d, p->iops ? "IOPS" : "MB/s");
 		printf("%-28s %14s %14s %7.3f %8s %7s %11.1f us %11.1f us\n",

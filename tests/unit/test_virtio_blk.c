@@ -5,7 +5,9 @@
  * a temporary directory, checked with pread on the file: config space and
  * features, every request type, FLUSH durability across SIGKILL, GET_ID,
  * read-only refusal, holes from DISCARD and WRITE_ZEROES, 128 requests in
- * flight, reset in the middle of I/O, hostile requests, O_DIRECT with
+ * flight, chains of up to seg_max buffers, write-through without FLUSH,
+ * requests served after a completion without a kick of their own, reset
+ * and stop in the middle of I/O, hostile requests, O_DIRECT with
  * bounce buffers, several queues, the OFD lock and the open errors; the
  * I/O limits: back-pressure (held requests stay in the ring), exact
  * spacing, what each request type costs, a request larger than the
@@ -978,6 +980,65 @@ test_reset_mid_io(void **state)
 	reset_mid_io(f, 64, 4096);
 }
 
+/*
+ * blk_stop() with requests in flight (the VM stopping under I/O): it
+ * returns once nothing is in flight, and from then on nothing in guest
+ * memory moves, though the driver never saw those requests complete.
+ */
+static void
+test_stop_mid_io(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { .test_delay_us = 20000 };
+	unsigned int nr = 64, i;
+	uint32_t len = 4096;
+	uint64_t gpa[128];
+	uint8_t *snap;
+	struct blk_stats st;
+	struct vh_buf b;
+	struct rq r;
+	uint16_t used;
+
+	if (f->engine == BLK_ENGINE_URING) {
+		/* Large O_DIRECT reads: slow enough to be in flight. */
+		o.direct = true;
+		nr = 128;
+		len = 256 << 10;
+		assert_int_equal(make_image(f->path, 64ULL << 20, 6), 0);
+	}
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up(f);
+	snap = malloc((size_t)nr * len);
+	assert_non_null(snap);
+	for (i = 0; i < nr; i++) {
+		gpa[i] = vh_alloc(&f->m, len, 4096);
+		assert_true(gpa[i] != 0);
+		memset(vh_ptr(&f->m, gpa[i], len), 0xcc, len);
+		b = (struct vh_buf){ gpa[i], len };
+		rq_add(f, 0, VIRTIO_BLK_T_IN, (uint64_t)i * (len / SECT), &b, 1,
+		       true, true, &r);
+	}
+	vh_queue_kick(&f->d, 0);
+	usleep(5000);
+	blk_stop(f->b);
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.inflight, 0);
+	used = vh_used_idx(&f->d.q[0]);
+	for (i = 0; i < nr; i++)
+		memcpy(snap + (size_t)i * len, vh_ptr(&f->m, gpa[i], len), len);
+	usleep(100000);
+	assert_int_equal(vh_used_idx(&f->d.q[0]), used);
+	for (i = 0; i < nr; i++)
+		assert_memory_equal(vh_ptr(&f->m, gpa[i], len),
+				    snap + (size_t)i * len, len);
+	print_message("# %s: %u of %u requests completed before the stop\n",
+		      blk_engine_name(f->b), used, nr);
+	assert_true(used < nr);
+	/* Idempotent; fix_close() stops it once more. */
+	blk_stop(f->b);
+	free(snap);
+}
+
 /* --- Hostile requests ------------------------------------------------- */
 
 static void
@@ -1125,6 +1186,189 @@ test_hostile(void **state)
 	assert_int_equal(do_write(f, 0, buf, SECT), VIRTIO_BLK_S_OK);
 	read_file(f, 0, buf + SECT, SECT);
 	assert_memory_equal(buf, buf + SECT, SECT);
+}
+
+/* --- Long chains, write-through, work found after a completion ------- */
+
+/*
+ * A READ (into dst) or WRITE (of src) of nd * SECT bytes at sector, its
+ * data in nd buffers of SECT bytes scattered in guest memory (backwards
+ * through a fresh area, every other sector), directly in the descriptor
+ * table or through an indirect table. Kicks, waits, checks the used
+ * length; returns the status.
+ */
+static uint8_t
+scattered(struct fix *f, uint32_t type, uint64_t sector, unsigned int nd,
+	  bool indirect, const uint8_t *src, uint8_t *dst)
+{
+	struct vh_buf b[BLK_QUEUE_SIZE];
+	uint64_t hdr = vh_alloc(&f->m, 16, 8), st = vh_alloc(&f->m, 1, 1);
+	uint64_t area = vh_alloc(&f->m, 2ULL * SECT * nd, 512), g;
+	bool in = type == VIRTIO_BLK_T_IN;
+	uint32_t t = htole32(type);
+	uint64_t s = htole64(sector);
+	unsigned int i;
+	uint32_t len;
+	uint16_t id;
+	int head;
+
+	assert_true(nd + 2 <= BLK_QUEUE_SIZE && hdr && st && area);
+	memset(vh_ptr(&f->m, hdr, 16), 0, 16);
+	memcpy(vh_ptr(&f->m, hdr, 4), &t, 4);
+	memcpy(vh_ptr(&f->m, hdr + 8, 8), &s, 8);
+	*(uint8_t *)vh_ptr(&f->m, st, 1) = 0xee;
+	b[0] = (struct vh_buf){ hdr, 16 };
+	for (i = 0; i < nd; i++) {
+		g = area + 2ULL * SECT * (nd - 1 - i);
+		if (!in)
+			memcpy(vh_ptr(&f->m, g, SECT), src + i * SECT, SECT);
+		b[1 + i] = (struct vh_buf){ g, SECT };
+	}
+	b[1 + nd] = (struct vh_buf){ st, 1 };
+	head = vh_queue_add(&f->d.q[0], b, in ? 1 : 1 + nd, in ? nd + 1 : 1,
+			    indirect);
+	assert_true(head >= 0);
+	vh_queue_kick(&f->d, 0);
+	if (!vh_queue_wait_used(&f->d.q[0], &id, &len, TMO))
+		fail_msg("%u-buffer request not completed within %d ms", nd,
+			 TMO);
+	assert_int_equal(id, head);
+	assert_int_equal(len, in ? nd * SECT + 1 : 1);
+	if (in)
+		for (i = 0; i < nd; i++)
+			memcpy(dst + i * SECT,
+			       vh_ptr(&f->m, b[1 + i].gpa, SECT), SECT);
+	return *(uint8_t *)vh_ptr(&f->m, st, 1);
+}
+
+/*
+ * Requests with more data buffers than a request slot holds inline (8),
+ * their counts going up and down to seg_max (254) through the same slots:
+ * each writes and reads exactly its own buffers, in chain order.
+ */
+static void
+test_long_chains(void **state)
+{
+	static const unsigned int nds[] = { 9, 62, 130, 9, 254, 33, 254, 10 };
+	static uint8_t want[254 * SECT], got[254 * SECT];
+	struct fix *f = *state;
+	struct blk_stats st;
+	uint64_t sector, bytes = 0;
+	unsigned int k, nd;
+	bool fits, ind;
+
+	open_up(f);
+	for (k = 0; k < sizeof(nds) / sizeof(nds[0]); k++) {
+		nd = nds[k];
+		/* Whether header, data and status fit an indirect table. */
+		fits = nd + 2 <= VH_INDIRECT_MAX;
+		ind = fits && k % 2;
+		sector = 1000 + 300ULL * k;
+		fill_pattern(want, nd * SECT, 500 + k);
+		assert_int_equal(scattered(f, VIRTIO_BLK_T_OUT, sector, nd, ind,
+					   want, NULL), VIRTIO_BLK_S_OK);
+		read_file(f, sector * SECT, got, nd * SECT);
+		assert_memory_equal(got, want, nd * SECT);
+		/* Read back, the other way where the chain allows. */
+		memset(got, 0, sizeof(got));
+		assert_int_equal(scattered(f, VIRTIO_BLK_T_IN, sector, nd,
+					   fits && !ind, NULL, got),
+				 VIRTIO_BLK_S_OK);
+		assert_memory_equal(got, want, nd * SECT);
+		bytes += nd * SECT;
+	}
+	blk_get_stats(f->b, &st);
+	assert_int_equal(st.writes, k);
+	assert_int_equal(st.reads, k);
+	assert_int_equal(st.write_bytes, bytes);
+	assert_int_equal(st.read_bytes, bytes);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.inflight, 0);
+}
+
+/*
+ * Without VIRTIO_BLK_F_FLUSH every write is write-through (RWF_DSYNC):
+ * single-buffer and multi-buffer writes both land, and FLUSH itself is
+ * still served.
+ */
+static void
+test_write_through(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { 0 };
+	static uint8_t src[16 * SECT], got[16 * SECT];
+	uint64_t g = 0;
+
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up_q(f, F_ALL & ~(1ULL << VIRTIO_BLK_F_FLUSH), 1);
+	assert_int_equal(f->d.features & (1ULL << VIRTIO_BLK_F_FLUSH), 0);
+	fill_pattern(src, sizeof(src), 61);
+	assert_int_equal(do_write(f, 64, src, 4096), VIRTIO_BLK_S_OK);
+	read_file(f, 64 * SECT, got, 4096);
+	assert_memory_equal(got, src, 4096);
+	assert_int_equal(scattered(f, VIRTIO_BLK_T_OUT, 128, 16, false, src,
+				   NULL), VIRTIO_BLK_S_OK);
+	read_file(f, 128 * SECT, got, sizeof(got));
+	assert_memory_equal(got, src, sizeof(got));
+	assert_int_equal(simple(f, VIRTIO_BLK_T_FLUSH, 0, &g, 0, false),
+			 VIRTIO_BLK_S_OK);
+}
+
+/*
+ * Once a completion woke the device, it looks at the available ring
+ * again before sleeping: a request the driver made available while an
+ * earlier one was in flight is served without a kick of its own (the
+ * driver's kick, when it sends one, then finds the ring empty). The
+ * thread pool's test delay keeps the first request in flight long enough.
+ */
+static void
+test_work_after_completion(void **state)
+{
+	struct fix *f = *state;
+	struct blk_options o = { .test_delay_us = 200000 };
+	static uint8_t want[4096];
+	struct vh_buf b[2];
+	struct rq r[2];
+	uint64_t notifies, gpa[2];
+	struct timespec ts = { 0, 1000 * 1000 };
+	struct blk_stats st;
+	uint32_t len;
+	uint16_t id;
+	unsigned int i;
+
+	assert_int_equal(fix_open(f, &o), 0);
+	bring_up(f);
+	read_file(f, 16 * SECT, want, sizeof(want));
+	for (i = 0; i < 2; i++) {
+		gpa[i] = vh_alloc(&f->m, 4096, 4096);
+		b[i] = (struct vh_buf){ gpa[i], 4096 };
+	}
+	rq_add(f, 0, VIRTIO_BLK_T_IN, 16, &b[0], 1, true, false, &r[0]);
+	vh_queue_kick(&f->d, 0);
+	/* The device took it, found the ring empty (avail_event moved past
+	 * it) and waits for the pool. */
+	for (i = 0; i < TMO; i++) {
+		blk_get_stats(f->b, &st);
+		if (st.inflight == 1 && vh_avail_event(&f->d.q[0]) == 1)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(st.inflight, 1);
+	assert_int_equal(vh_avail_event(&f->d.q[0]), 1);
+	nanosleep(&ts, NULL);
+	notifies = __atomic_load_n(&blk_virtio(f->b)->notifies,
+				   __ATOMIC_RELAXED);
+	rq_add(f, 0, VIRTIO_BLK_T_IN, 16, &b[1], 1, true, false, &r[1]);
+	for (i = 0; i < 2; i++) {
+		if (!vh_queue_wait_used(&f->d.q[0], &id, &len, TMO))
+			fail_msg("request %u not served without its kick", i);
+		assert_int_equal(id, r[i].head);
+		assert_int_equal(len, 4097);
+		assert_int_equal(status_of(f, &r[i]), VIRTIO_BLK_S_OK);
+		assert_memory_equal(vh_ptr(&f->m, gpa[i], 4096), want, 4096);
+	}
+	assert_int_equal(__atomic_load_n(&blk_virtio(f->b)->notifies,
+					 __ATOMIC_RELAXED), notifies);
 }
 
 /* --- O_DIRECT ---------------------------------------------------------- */
@@ -1738,8 +1982,12 @@ main(void)
 		BOTH(test_write_zeroes),
 		BOTH(test_write_zeroes_fallback),
 		BOTH(test_many_in_flight),
+		BOTH(test_long_chains),
+		BOTH(test_write_through),
+		T(test_work_after_completion, engine_threads),
 		BOTH(test_multiqueue),
 		BOTH(test_reset_mid_io),
+		BOTH(test_stop_mid_io),
 		BOTH(test_hostile),
 		BOTH(test_direct),
 		T(test_lock, engine_uring),

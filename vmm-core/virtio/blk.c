@@ -13,6 +13,14 @@
  * next discard segment or a fallback for write-zeroes is the next step of
  * the same request, submitted from its completion.
  *
+ * Batches. A kick pops every available request and submits them with
+ * one io_uring_enter. A completion wakeup (the engine's eventfd, watched
+ * edge-triggered: io_uring's is never read) reaps every CQE, pushes the
+ * used entries and sends one interrupt per queue (EVENT_IDX permitting)
+ * right away; then, before sleeping again, it looks at the available
+ * rings once more: a driver that answered the interrupt quickly has its
+ * new requests submitted now, without waiting for the wakeup by its kick.
+ *
  * Limits. A request the limiter holds back stays popped but not started
  * (b->held: its chain and parse are the I/O thread's popping buffers,
  * which nothing else uses until it starts), every queue that wants
@@ -291,7 +299,8 @@ struct blk_req {
 	uint64_t bytes;		/* the request's data bytes, for the stats */
 	struct iovec *iov;	/* data left, advanced in place */
 	unsigned int nr_iov;
-	struct iovec *iov_alloc;	/* when more than BLK_INLINE_IOV */
+	struct iovec *iov_alloc;	/* when more than BLK_INLINE_IOV, kept */
+	unsigned int iov_alloc_n;	/* its entries */
 	struct iovec iov_inline[BLK_INLINE_IOV];
 	bool bounce_needed;
 	uint8_t *bounce;
@@ -336,6 +345,7 @@ struct blk {
 
 	/* The engine. */
 	bool uring_ok;
+	bool uring_fixed_file;	/* fd is the ring's registered file 0 */
 	struct io_uring ring;
 	unsigned int sq_pending;	/* prepared, not yet submitted */
 	struct blk_pool pool;
@@ -371,11 +381,31 @@ struct blk {
 	bool limits_pending;	/* atomic: limits not yet applied */
 	int limits_fd;		/* eventfd: limits_pending was set */
 
-	struct blk_stats stats;		/* atomics */
+	struct blk_stats stats;		/* I/O thread writes, anyone reads */
 };
 
+/*
+ * Only the I/O thread (or, once it is gone, the thread stopping the
+ * device) writes the counters, so a plain load and a relaxed store do:
+ * no locked instruction per request. Readers on other threads use
+ * relaxed loads and see whole values.
+ */
+static inline void
+blk_counter_set(uint64_t *c, uint64_t v)
+{
+	__atomic_store_n(c, v, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+blk_counter_get(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
 #define blk_stat_add(b, f, v) \
-	__atomic_add_fetch(&(b)->stats.f, (v), __ATOMIC_RELAXED)
+	blk_counter_set(&(b)->stats.f, blk_counter_get(&(b)->stats.f) + (v))
+#define blk_stat_sub(b, f, v) \
+	blk_counter_set(&(b)->stats.f, blk_counter_get(&(b)->stats.f) - (v))
 
 static void blk_process_queue(struct blk *b, struct virtq *vq);
 static void blk_submit_io(struct blk *b, struct blk_req *req);
@@ -387,13 +417,15 @@ static void blk_start(struct blk *b, struct virtq *vq,
 static void
 blk_req_release(struct blk *b, struct blk_req *req)
 {
-	free(req->iov_alloc);
-	free(req->bounce);
-	req->iov_alloc = NULL;
-	req->bounce = NULL;
+	/* The iovec array stays with the slot for its next request; a
+	 * bounce buffer (128 KiB, misaligned guests only) does not. */
+	if (req->bounce) {
+		free(req->bounce);
+		req->bounce = NULL;
+	}
 	req->busy = false;
 	b->free_list[b->nr_free++] = (uint16_t)(req - b->slots);
-	__atomic_sub_fetch(&b->stats.inflight, 1, __ATOMIC_RELAXED);
+	blk_stat_sub(b, inflight, 1);
 }
 
 static void
@@ -706,24 +738,82 @@ static void
 blk_uring_prep(struct blk *b, struct io_uring_sqe *sqe, struct blk_req *req)
 {
 	const struct blk_io *io = &req->io;
+	/* The registered file (index 0) spares a file lookup per operation. */
+	int fd = b->uring_fixed_file ? 0 : b->fd;
 
 	switch (io->kind) {
 	case BLK_IO_READV:
-		io_uring_prep_readv(sqe, b->fd, io->iov, io->nr_iov, io->offset);
+		/* One buffer (a 4 KiB read, most often): the plain read spares
+		 * the kernel importing an iovec array. */
+		if (io->nr_iov == 1)
+			io_uring_prep_read(sqe, fd, io->iov[0].iov_base,
+					   (unsigned int)io->iov[0].iov_len,
+					   io->offset);
+		else
+			io_uring_prep_readv(sqe, fd, io->iov, io->nr_iov,
+					    io->offset);
 		break;
 	case BLK_IO_WRITEV:
-		io_uring_prep_writev2(sqe, b->fd, io->iov, io->nr_iov,
-				      io->offset, io->rw_flags);
+		if (io->nr_iov == 1) {
+			io_uring_prep_write(sqe, fd, io->iov[0].iov_base,
+					    (unsigned int)io->iov[0].iov_len,
+					    io->offset);
+			sqe->rw_flags = io->rw_flags;
+		} else {
+			io_uring_prep_writev2(sqe, fd, io->iov, io->nr_iov,
+					      io->offset, io->rw_flags);
+		}
 		break;
 	case BLK_IO_FSYNC:
-		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		break;
 	case BLK_IO_FALLOCATE:
-		io_uring_prep_fallocate(sqe, b->fd, io->mode,
+		io_uring_prep_fallocate(sqe, fd, io->mode,
 					(off_t)io->offset, (off_t)io->len);
 		break;
 	}
+	if (b->uring_fixed_file)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data(sqe, req);
+}
+
+/*
+ * Set up the ring: COOP_TASKRUN where the kernel has it (5.19), so that a
+ * completion arriving while the I/O thread runs is not an interrupt of
+ * that thread (its CQE is posted at the thread's next system call, which
+ * the completion eventfd then reports); a sleeping thread is still woken.
+ * Then the completion eventfd, and the image as a registered file where
+ * that works. 0 or a negative errno (uring_ok false).
+ */
+static int
+blk_uring_init(struct blk *b)
+{
+	static const unsigned int setup_flags[] = {
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	struct io_uring_params p;
+	unsigned int i;
+	int r = -EINVAL;
+
+	for (i = 0; i < sizeof(setup_flags) / sizeof(setup_flags[0]); i++) {
+		memset(&p, 0, sizeof(p));
+		p.flags = setup_flags[i];
+		r = io_uring_queue_init_params(BLK_MAX_INFLIGHT, &b->ring, &p);
+		if (r != -EINVAL)
+			break;
+	}
+	if (r < 0)
+		return r;
+	b->uring_ok = true;
+	r = io_uring_register_eventfd(&b->ring, b->efd);
+	if (r < 0) {
+		io_uring_queue_exit(&b->ring);
+		b->uring_ok = false;
+		return r;
+	}
+	b->uring_fixed_file = io_uring_register_files(&b->ring, &b->fd, 1) == 0;
+	return 0;
 }
 
 static void
@@ -892,19 +982,27 @@ blk_queue_live(struct blk *b, struct virtq *vq)
 	return virtio_queue_live(&b->vdev, vq->index) && !b->resetting;
 }
 
-/* After completions freed slots: serve the queues that waited for one. */
+/*
+ * After completions, before the I/O thread sleeps again: serve the queues
+ * that waited for a free slot, and take what the driver made available
+ * meanwhile. Those requests then go in this batch's submission instead of
+ * waiting for a wakeup by their kick (which then finds the ring empty).
+ */
 static void
-blk_unstarve(struct blk *b)
+blk_poll_queues(struct blk *b)
 {
 	unsigned int q;
 
-	for (q = 0; b->starved && b->nr_free && q < b->vdev.nr_queues; q++) {
+	for (q = 0; b->nr_free && q < b->vdev.nr_queues; q++) {
 		struct virtq *vq = virtio_device_queue(&b->vdev, q);
+		bool starved = b->starved & (1ULL << q);
 
-		if (!(b->starved & (1ULL << q)))
-			continue;
 		b->starved &= ~(1ULL << q);
-		if (blk_queue_live(b, vq))
+		if (!blk_queue_live(b, vq))
+			continue;
+		/* A held request has the limiter's timer; blk_resume() comes
+		 * back to queues with work then. */
+		if (starved || (!b->held && virtq_has_work(vq)))
 			blk_process_queue(b, vq);
 	}
 }
@@ -956,13 +1054,18 @@ blk_on_completion(struct virtio_device *vdev, int fd, uint32_t events,
 
 	(void)vdev;
 	(void)events;
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	/* Edge-triggered: io_uring's eventfd needs no read (one system call
+	 * less per batch), each CQE posted after our look is a new edge.
+	 * The pool's counter is read so that it stays small. */
+	if (!b->uring_ok && read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
 	if (b->uring_ok)
 		blk_reap_uring(b);
 	else
 		blk_reap_pool(b);
-	blk_unstarve(b);
+	/* The driver hears of these now, not after the submission below. */
+	blk_signal(b);
+	blk_poll_queues(b);
 	blk_submit_batch(b);
 	blk_signal(b);
 }
@@ -1043,6 +1146,29 @@ blk_drain(struct blk *b)
 
 /* --- Queue work ---------------------------------------------------------- */
 
+/*
+ * Room for n iovecs in req->iov_alloc. The array is kept across requests
+ * (at most BLK_QUEUE_SIZE entries, 4 KiB, per slot: what the guest's
+ * longest chains needed), so a guest that sends long chains costs no
+ * allocation per request. 0 or -ENOMEM.
+ */
+static int
+blk_req_iov_reserve(struct blk_req *req, unsigned int n)
+{
+	struct iovec *v;
+
+	if (n <= req->iov_alloc_n)
+		return 0;
+	if (n < BLK_QUEUE_SIZE / 4)
+		n = BLK_QUEUE_SIZE / 4;
+	v = realloc(req->iov_alloc, n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	req->iov_alloc = v;
+	req->iov_alloc_n = n;
+	return 0;
+}
+
 /* Start a parsed request in a free slot (there is one). */
 static void
 blk_start(struct blk *b, struct virtq *vq, const struct virtq_elem *el,
@@ -1050,7 +1176,7 @@ blk_start(struct blk *b, struct virtq *vq, const struct virtq_elem *el,
 {
 	struct blk_req *req = &b->slots[b->free_list[--b->nr_free]];
 
-	__atomic_add_fetch(&b->stats.inflight, 1, __ATOMIC_RELAXED);
+	blk_stat_add(b, inflight, 1);
 	req->busy = true;
 	req->vq = vq;
 	req->head = el->head;
@@ -1069,8 +1195,7 @@ blk_start(struct blk *b, struct virtq *vq, const struct virtq_elem *el,
 			return;
 		}
 		if (p->nr_iov > BLK_INLINE_IOV) {
-			req->iov_alloc = calloc(p->nr_iov, sizeof(struct iovec));
-			if (!req->iov_alloc) {
+			if (blk_req_iov_reserve(req, p->nr_iov) < 0) {
 				blk_req_finish(b, req, VIRTIO_BLK_S_IOERR);
 				return;
 			}
@@ -1595,20 +1720,11 @@ blk_new(const struct blk_options *o, const struct guest_mem *mem,
 	}
 	engine = blk_engine_choice(o->engine);
 	if (engine != BLK_ENGINE_THREADS) {
-		r = io_uring_queue_init(BLK_MAX_INFLIGHT, &b->ring, 0);
-		if (r == 0) {
-			b->uring_ok = true;
-			r = io_uring_register_eventfd(&b->ring, b->efd);
-		}
+		r = blk_uring_init(b);
 		if (r < 0 && engine == BLK_ENGINE_URING) {
 			r = blk_fail(err, errlen, r, "disk image '%s': "
 				     "io_uring: %s", o->path, strerror(-r));
 			goto fail;
-		}
-		if (r < 0) {
-			if (b->uring_ok)
-				io_uring_queue_exit(&b->ring);
-			b->uring_ok = false;
 		}
 	}
 	if (!b->uring_ok) {
@@ -1642,7 +1758,7 @@ blk_new(const struct blk_options *o, const struct guest_mem *mem,
 			     "%s", o->path, strerror(-r));
 		goto fail;
 	}
-	r = virtio_device_watch_fd(&b->vdev, b->efd, EPOLLIN,
+	r = virtio_device_watch_fd(&b->vdev, b->efd, EPOLLIN | EPOLLET,
 				   blk_on_completion, b);
 	if (r == 0)
 		r = virtio_device_watch_fd(&b->vdev, b->timer_fd, EPOLLIN,
@@ -1691,8 +1807,13 @@ blk_free(struct blk *b)
 		pthread_cond_destroy(&b->pool.work);
 		pthread_cond_destroy(&b->pool.idle);
 	}
-	if (b->uring_ok)
+	if (b->uring_ok) {
+		/* The ring's reference to the image goes now, not whenever
+		 * the kernel tears the ring down. */
+		if (b->uring_fixed_file)
+			io_uring_unregister_files(&b->ring);
 		io_uring_queue_exit(&b->ring);
+	}
 	if (b->efd >= 0)
 		close(b->efd);
 	if (b->timer_fd >= 0)
@@ -1700,8 +1821,17 @@ blk_free(struct blk *b)
 	if (b->limits_fd >= 0)
 		close(b->limits_fd);
 	pthread_mutex_destroy(&b->limits_lock);
-	if (b->fd >= 0)
+	if (b->fd >= 0) {
+		/* Unlock explicitly: the lock belongs to the open file, which
+		 * a reference the kernel still holds (an io_uring being torn
+		 * down) would keep alive after our close. */
+		struct flock lk = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+		fcntl(b->fd, F_OFD_SETLK, &lk);
 		close(b->fd);
+	}
+	for (i = 0; i < BLK_MAX_INFLIGHT; i++)
+		free(b->slots[i].iov_alloc);
 	free(b->zeroes);
 	free(b->serial);
 	free(b->path);

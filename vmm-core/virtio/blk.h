@@ -4,10 +4,13 @@
  *
  * The device is an ops table plus state on the virtio core (virtio.h); it
  * never knows its transport. I/O is asynchronous: requests are popped,
- * checked (blk_parse()) and handed to io_uring as readv/writev straight
- * into guest memory (no copies), one submission per batch of kicks and
- * one interrupt per batch of completions. Where io_uring cannot be set up
- * (or BLK_ENGINE_THREADS / VMM_BLK_ENGINE=threads asks for it) a pool of
+ * checked (blk_parse()) and handed to io_uring as read/write (one data
+ * buffer) or readv/writev straight into guest memory (no copies), one
+ * submission per batch of kicks and one interrupt per batch of
+ * completions. The ring uses IORING_SETUP_COOP_TASKRUN and the image as a
+ * registered file where the kernel has them; guest RAM is not registered
+ * (that would pin all of it). Where io_uring cannot be set up (or
+ * BLK_ENGINE_THREADS / VMM_BLK_ENGINE=threads asks for it) a pool of
  * BLK_POOL_THREADS workers does preadv/pwritev instead.
  *
  * Choices the spec leaves to us:
