@@ -362,6 +362,22 @@ g_expect(struct fix *f, struct gconn *c, uint16_t op)
 	assert_int_equal(g_take(f, c), op);
 }
 
+/*
+ * The host process closed c's socket: the guest hears SHUTDOWN both ways,
+ * answers RST, and the connection is gone; the stats after, in *st.
+ */
+static void
+g_expect_host_close(struct fix *f, struct gconn *c, struct vsock_stats *st)
+{
+	g_expect(f, c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	assert_int_equal(le32toh(f->pk.h.flags), VIRTIO_VSOCK_SHUTDOWN_RCV |
+			 VIRTIO_VSOCK_SHUTDOWN_SEND);
+	g_send(f, c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	tx_drain(f);
+	vsock_get_stats(f->vs, st);
+	assert_int_equal(st->conns, 0);
+}
+
 static uint32_t
 g_credit(const struct gconn *c)
 {
@@ -461,20 +477,17 @@ guest_connect(struct fix *f, struct gconn *c, int lfd, uint32_t port,
 	return fd;
 }
 
-/* A host process connects to guest port gport; the guest accepts. */
-static int
-host_connect(struct fix *f, struct gconn *c, uint32_t gport, uint32_t gbuf)
+/*
+ * The REQUEST of a host process's CONNECT to gport is in f->pk: the guest
+ * takes it for c and accepts, and the host process reads its OK line.
+ */
+static void
+host_connect_answer(struct fix *f, struct gconn *c, int fd, uint32_t gport,
+		    uint32_t gbuf)
 {
 	char line[64], want[64];
-	int fd = host_dial(f);
-	ssize_t n;
+	int n;
 
-	n = snprintf(line, sizeof(line), "CONNECT %u\n", gport);
-	assert_int_equal(write(fd, line, (size_t)n), n);
-	memset(c, 0, sizeof(*c));
-	assert_int_equal(g_recv(f, TMO), 1);
-	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
-	assert_int_equal(le32toh(f->pk.h.dst_port), gport);
 	c->gport = gport;
 	c->hport = le32toh(f->pk.h.src_port);
 	c->buf_alloc = gbuf;
@@ -485,6 +498,23 @@ host_connect(struct fix *f, struct gconn *c, uint32_t gport, uint32_t gbuf)
 	memset(line, 0, sizeof(line));
 	host_read_all(fd, line, (size_t)n);
 	assert_string_equal(line, want);
+}
+
+/* A host process connects to guest port gport; the guest accepts. */
+static int
+host_connect(struct fix *f, struct gconn *c, uint32_t gport, uint32_t gbuf)
+{
+	char line[64];
+	int fd = host_dial(f);
+	ssize_t n;
+
+	n = snprintf(line, sizeof(line), "CONNECT %u\n", gport);
+	assert_int_equal(write(fd, line, (size_t)n), n);
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	assert_int_equal(le32toh(f->pk.h.dst_port), gport);
+	host_connect_answer(f, c, fd, gport, gbuf);
 	return fd;
 }
 
@@ -594,13 +624,7 @@ test_host_connect(void **state)
 	/* The host process closes: the guest hears SHUTDOWN both ways and
 	 * answers RST, which frees the connection. */
 	close(fd);
-	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
-	assert_int_equal(le32toh(f->pk.h.flags), VIRTIO_VSOCK_SHUTDOWN_RCV |
-			 VIRTIO_VSOCK_SHUTDOWN_SEND);
-	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
-	tx_drain(f);
-	vsock_get_stats(f->vs, &st);
-	assert_int_equal(st.conns, 0);
+	g_expect_host_close(f, &c, &st);
 }
 
 static void
@@ -915,9 +939,8 @@ test_host_events(void **state)
 	uint64_t s = 9, h_sent, h_got = FNV0;
 	uint32_t total = 4 + sizeof(out);
 	struct vsock_stats st;
-	char line[64], want[64];
 	struct gconn c;
-	int fd, n;
+	int fd;
 
 	bring_up(f);
 	fd = host_dial(f);
@@ -928,15 +951,7 @@ test_host_events(void **state)
 	assert_int_equal(g_recv(f, TMO), 1);
 	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
 	assert_int_equal(le32toh(f->pk.h.dst_port), 53);
-	c.gport = 53;
-	c.hport = le32toh(f->pk.h.src_port);
-	c.buf_alloc = 4096;
-	assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_REQUEST);
-	g_send(f, &c, VIRTIO_VSOCK_OP_RESPONSE, NULL, 0, 0);
-	n = snprintf(want, sizeof(want), "OK %u\n", c.hport);
-	memset(line, 0, sizeof(line));
-	host_read_all(fd, line, (size_t)n);
-	assert_string_equal(line, want);
+	host_connect_answer(f, &c, fd, 53, 4096);
 
 	/* The device looked and found nothing; then data comes. */
 	assert_int_equal(g_recv(f, 100), 0);
@@ -967,13 +982,7 @@ test_host_events(void **state)
 	}
 	assert_int_equal(c.rx_cnt, total);
 	assert_true(h_got == h_sent);
-	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
-	assert_int_equal(le32toh(f->pk.h.flags), VIRTIO_VSOCK_SHUTDOWN_RCV |
-			 VIRTIO_VSOCK_SHUTDOWN_SEND);
-	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
-	tx_drain(f);
-	vsock_get_stats(f->vs, &st);
-	assert_int_equal(st.conns, 0);
+	g_expect_host_close(f, &c, &st);
 	assert_int_equal(st.rx_bytes, total);
 }
 
@@ -1253,7 +1262,7 @@ test_small_rx_buffers(void **state)
 	size_t off = 0, got = 0;
 	struct timespec t0;
 	struct gconn c;
-	char line[64], want[64];
+	char line[64];
 	ssize_t k;
 	int fd;
 
@@ -1279,15 +1288,7 @@ test_small_rx_buffers(void **state)
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(small_recv(f, &r, TMO, &empty), 1);
 	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
-	c.gport = 3000;
-	c.hport = le32toh(f->pk.h.src_port);
-	c.buf_alloc = 256 << 10;
-	assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_REQUEST);
-	g_send(f, &c, VIRTIO_VSOCK_OP_RESPONSE, NULL, 0, 0);
-	k = snprintf(want, sizeof(want), "OK %u\n", c.hport);
-	memset(line, 0, sizeof(line));
-	host_read_all(fd, line, (size_t)k);
-	assert_string_equal(line, want);
+	host_connect_answer(f, &c, fd, 3000, 256 << 10);
 
 	/* 2 MiB from the host, taken as the guest's credit allows. */
 	set_nonblock(fd);
