@@ -562,6 +562,16 @@ fi
 
 # 5. virtio-blk through the host-side driver harness, beside a bare io_uring
 # loop on the same O_DIRECT file (in the build directory: not tmpfs).
+# in_guest_note TOOL: why the comparison with TOOL inside a guest (on
+# vmm-run and on QEMU) is not in this run.
+in_guest_note() {
+	if [ "$HOST_KIND" = pvm ]; then
+		echo "not measured: a Linux guest does not boot fully on this PVM host (../shared/HOST.md)"
+	else
+		echo "not measured: bench/run.sh has no guest image with $1 yet"
+	fi
+}
+
 blk_table=""
 FIO_NOTE=""
 if want blk; then
@@ -576,11 +586,7 @@ if want blk; then
 	rm -f "$BUILD/bench/blk.img"
 	# The in-guest comparison (the same fio job on vmm-run and on
 	# QEMU's virtio-blk-pci) needs a guest that boots to userspace.
-	if [ "$HOST_KIND" = pvm ]; then
-		FIO_NOTE="not measured: a Linux guest does not boot fully on this PVM host (../shared/HOST.md)"
-	else
-		FIO_NOTE="not measured: bench/run.sh has no guest image with fio yet"
-	fi
+	FIO_NOTE=$(in_guest_note fio)
 	R[blk.guest_fio]=$FIO_NOTE
 	say "   fio in a guest: $FIO_NOTE"
 fi
@@ -633,11 +639,7 @@ if want net; then
 			-r "$NET_RUNS"; then
 		fail_measure "net: net_bench failed (see $LOGS/net.err)"
 	fi
-	if [ "$HOST_KIND" = pvm ]; then
-		IPERF_NOTE="not measured: a Linux guest does not boot fully on this PVM host (../shared/HOST.md)"
-	else
-		IPERF_NOTE="not measured: bench/run.sh has no guest image with iperf3 yet"
-	fi
+	IPERF_NOTE=$(in_guest_note iperf3)
 	R[net.guest_iperf3]=$IPERF_NOTE
 	say "   iperf3 in a guest: $IPERF_NOTE"
 	for d in tx rx; do
