@@ -68,6 +68,7 @@ help:
 	@echo "make demo     boot the reference Debian guest, console on this terminal"
 	@echo "make test     unit, sanitizer and integration tests; ends 'N passed, N failed'"
 	@echo "make guest    build the reference guest into $(BUILD)/guest"
+	@echo "make guest-bench  the reference guest plus fio and iperf3, for in-guest benchmarks"
 	@echo "make bench    benchmarks, beside QEMU or the bare system-call loop"
 	@echo "make install  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 

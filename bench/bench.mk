@@ -83,3 +83,15 @@ bench-build: $(BENCH_BINS)
 # The root Makefile's `bench` recipe runs bench/run.sh; these are its
 # programs.
 bench: $(BENCH_BINS)
+
+# The in-guest fio and iperf3 comparisons (bench/run.sh sections 5 and 6)
+# boot the bench guest image; it is built only when they will run: with
+# BENCH_GUEST=1, or on a host with hardware virtualization (no kvm_pvm
+# module) unless BENCH_GUEST=0, and when BENCH_ONLY (if set) has blk or
+# net.
+bench_comma := ,
+BENCH_GUEST_ON := $(if $(filter 1,$(BENCH_GUEST)),1,$(if $(filter 0,$(BENCH_GUEST)),,$(if $(wildcard /sys/module/kvm_pvm),,1)))
+BENCH_GUEST_SECTIONS := $(if $(BENCH_ONLY),$(filter blk net,$(subst $(bench_comma), ,$(BENCH_ONLY))),all)
+ifneq ($(and $(BENCH_GUEST_ON),$(BENCH_GUEST_SECTIONS)),)
+bench: guest-bench
+endif

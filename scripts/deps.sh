@@ -17,7 +17,10 @@ guest="cpio gzip xz-utils dpkg apt kmod"
 test="$build $guest iproute2 procps util-linux python3 acpica-tools
 	clang libclang-rt-14-dev seabios e2fsprogs ipxe-qemu dnsmasq-base
 	openssl"
-bench="$test qemu-system-x86 time"
+# iperf3: the host side of the in-guest iperf3 run (bench/run.sh, section
+# 6); the guest's fio and iperf3 come from Debian's packages through
+# scripts/mkguest-bench.sh, not from the host.
+bench="$test qemu-system-x86 time iperf3"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -73,3 +73,13 @@ TEST_GUESTS := $(TINY_BINS) $(TESTGUEST_ELF)
 
 .PHONY: guest-tests
 guest-tests: $(TEST_GUESTS)
+
+# The benchmark guest image: $(BUILD)/guest/initrd-bench.img, the reference
+# initramfs followed by a second archive with fio, iperf3, the libraries
+# they load and /bin/vmmd-bench (bench/guest_bench.sh), from Debian's
+# packages; cached like the reference guest (scripts/mkguest-bench.sh).
+# bench/run.sh boots it only on hardware virtualization (or BENCH_GUEST=1),
+# and `make bench` builds it only then (bench/bench.mk).
+.PHONY: guest-bench
+guest-bench: guest
+	$(Q)scripts/mkguest-bench.sh $(BUILD)/guest
