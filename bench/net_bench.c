@@ -34,12 +34,15 @@
  * partial checksum; the TAP takes it whole, with TUNSETOFFLOAD on its fd
  * for the way back). Bursts of a window of frames (256; 64 for 64 KiB):
  * the bare loop writes a window then reads it back on the peer (TX), or
- * has the peer send a window and reads it from the fd (RX); the harness
- * posts, reaps and reposts the same window through the device, sleeping
- * on the interrupts as a driver does. The bare loop's frames take as much
+ * has the peer send a window and reads it from the fd (RX; a window that
+ * overflows the receive ring goes in chunks, see rx_chunk()); the
+ * harness posts, reaps and reposts the same window through the device,
+ * sleeping on the interrupts as a driver does. The bare loop's frames take as much
  * memory as the guest's, and its process has an idle second thread (see
- * main(); NET_BENCH_SINGLE_THREAD=1 leaves it out). Runs alternate bare /
- * device in ABBA order; each prints pps, Gbit/s (frame bytes, vnet header
+ * main(); NET_BENCH_SINGLE_THREAD=1 leaves it out; NET_BENCH_BARE_THREADS=2
+ * runs a diagnostic two-thread bare loop instead, see bare_io). Runs
+ * alternate bare / device in ABBA order; each prints pps, Gbit/s (frame
+ * bytes, vnet header
  * not counted) and CPU per frame: the bare loop's thread on the fd and in
  * the peer's calls, and the device's I/O thread beside the harness's
  * driver work and peer calls.
@@ -60,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -539,6 +543,26 @@ finish(struct result *res, const struct size *sz, uint64_t frames, double dt,
 	res->cpu_dev_us = frames ? cpu_dev * 1e6 / (double)frames : 0;
 }
 
+/*
+ * Frames the peer sends into the TAP per sendmmsg() for guest RX. A
+ * window whose frames fit the receive ring goes in one call. One that
+ * does not (64 KiB frames: 16 buffers each, 16 frames fill the 256
+ * buffers) goes in chunks of what half the ring holds, and between
+ * chunks the harness reaps and reposts, as a guest does on its own vCPU
+ * while the host sends; in one call the guest could not refill until
+ * all of it was queued, and the device would sit on an empty ring
+ * meanwhile (bench/README.md, 6). The bare loop sends the same chunks.
+ */
+static unsigned int
+rx_chunk(const struct size *sz)
+{
+	unsigned int bufs = (HDR + sz->len + RX_BUF - 1) / RX_BUF;
+
+	if (sz->window * bufs <= QSIZE)
+		return sz->window;
+	return QSIZE / 2 / bufs ? QSIZE / 2 / bufs : 1;
+}
+
 /* --- The bare loop -------------------------------------------------- */
 
 static int
@@ -601,8 +625,8 @@ bare_rx(int fd, const struct size *sz, struct result *res)
 	 * the device's receive ring spans, filled the way it fills it. */
 	size_t step = (HDR + sz->len + RX_BUF - 1) / RX_BUF * RX_BUF, off = 0;
 	uint64_t sent = 0, got = 0;
+	unsigned int k, n, chunk = rx_chunk(sz);
 	double t0, c0, end;
-	unsigned int i;
 	ssize_t r;
 	int e;
 
@@ -611,31 +635,243 @@ bare_rx(int fd, const struct size *sz, struct result *res)
 	peer_cpu = 0;
 	end = t0 + seconds;
 	while (now() < end) {
-		e = peer_send(sz, sz->window);
-		if (e < 0)
-			die("sendmmsg on the packet socket", -e);
-		sent += sz->window;
-		for (i = 0; i < sz->window; i++) {
-			if (off + step > RX_AREA)
-				off = 0;
-			r = read(fd, bare_area + off, HDR + MAX_FRAME);
-			if (r < 0 && errno == EAGAIN &&
-			    wait_fd(fd, LOST_MS)) {
-				i--;
-				continue;
+		/* The window in the peer's chunks, each read before the
+		 * next (rx_chunk()). */
+		for (k = 0; k < sz->window; k += n) {
+			n = chunk < sz->window - k ? chunk : sz->window - k;
+			e = peer_send(sz, n);
+			if (e < 0)
+				die("sendmmsg on the packet socket", -e);
+			sent += n;
+			while (got < sent) {
+				if (off + step > RX_AREA)
+					off = 0;
+				r = read(fd, bare_area + off, HDR + MAX_FRAME);
+				if (r < 0 && errno == EAGAIN &&
+				    wait_fd(fd, LOST_MS))
+					continue;
+				if (r != (ssize_t)(HDR + sz->len)) {
+					fprintf(stderr, "net_bench: bare read: "
+						"%zd, expected %u (%s)\n", r,
+						HDR + sz->len, r < 0 ?
+						strerror(errno) : "length");
+					return -EIO;
+				}
+				got++;
+				off += step;
 			}
-			if (r != (ssize_t)(HDR + sz->len)) {
-				fprintf(stderr, "net_bench: bare read: %zd, "
-					"expected %u (%s)\n", r, HDR + sz->len,
-					r < 0 ? strerror(errno) : "length");
-				return -EIO;
-			}
-			got++;
-			off += step;
 		}
 	}
 	finish(res, sz, got, now() - t0, cpu_of(CLOCK_THREAD_CPUTIME_ID) - c0,
 	       0);
+	return 0;
+}
+
+/*
+ * A diagnostic, not the reference (NET_BENCH_BARE_THREADS=2): the bare
+ * loop as two threads, the peer's calls on the main thread and the TAP's
+ * fd on a thread of its own, as on the device's side (the harness's
+ * thread plays the peer and the guest, the device's I/O thread holds the
+ * fd). One wakeup each way per window: the TAP wakes the reader (RX) or
+ * the main thread wakes the writer (TX), and the fd's thread tells the
+ * main thread when the window is through (RX; for TX the counting socket
+ * does). It shows what placing the fd on another CPU than the peer costs
+ * by itself: with both threads running at once on two CPUs, each 64 KiB
+ * frame's copies into and out of the TAP take 2-3 times as long as on
+ * one CPU (bench/README.md, 6). It is not the physical limit (a reader
+ * that sleeps between frames loses to our device for small frames), so
+ * the table's bare loop stays the one-thread bare_tx()/bare_rx() above.
+ */
+struct bare_io {
+	int fd;
+	const struct size *sz;
+	int go;			/* eventfd: RX reader, new target; TX writer,
+				 * frames to write */
+	int done;		/* eventfd: RX reader reached the target */
+	uint64_t target;	/* atomic: RX frames sent so far */
+	uint64_t got;		/* RX frames read (reader thread) */
+	bool stop;		/* atomic */
+	int err;		/* the fd thread's failure (-errno) */
+	double cpu;		/* its CPU time */
+};
+
+static void *
+bare_reader(void *arg)
+{
+	struct bare_io *b = arg;
+	size_t step = (HDR + b->sz->len + RX_BUF - 1) / RX_BUF * RX_BUF;
+	size_t off = 0;
+	double c0 = cpu_of(CLOCK_THREAD_CPUTIME_ID);
+	struct pollfd p[2] = { { .fd = b->fd, .events = POLLIN },
+			       { .fd = b->go, .events = POLLIN } };
+	uint64_t target = 0, one = 1, v;
+	ssize_t r;
+
+	while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE)) {
+		if (off + step > RX_AREA)
+			off = 0;
+		r = read(b->fd, bare_area + off, HDR + MAX_FRAME);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN) {
+			/* Sleep on the TAP, as the device's thread does;
+			 * the main thread's go ends it at the end. */
+			if (poll(p, 2, LOST_MS) > 0 && (p[1].revents & POLLIN))
+				(void)!read(b->go, &v, sizeof(v));
+			continue;
+		}
+		if (r != (ssize_t)(HDR + b->sz->len)) {
+			fprintf(stderr, "net_bench: bare read: %zd, expected "
+				"%u (%s)\n", r, HDR + b->sz->len,
+				r < 0 ? strerror(errno) : "length");
+			b->err = -EIO;
+			(void)!write(b->done, &one, sizeof(one));
+			break;
+		}
+		off += step;
+		b->got++;
+		if (b->got >= target)
+			target = __atomic_load_n(&b->target, __ATOMIC_ACQUIRE);
+		if (b->got == target)
+			(void)!write(b->done, &one, sizeof(one));
+	}
+	b->cpu = cpu_of(CLOCK_THREAD_CPUTIME_ID) - c0;
+	return NULL;
+}
+
+static int
+bare_rx2(struct bare_io *b, struct result *res)
+{
+	const struct size *sz = b->sz;
+	double t0, c0, end;
+	uint64_t sent = 0, v, one = 1;
+	unsigned int k, n, chunk = rx_chunk(sz);
+	struct pollfd p = { .fd = b->done, .events = POLLIN };
+	pthread_t t;
+	int e;
+
+	t0 = now();
+	c0 = cpu_of(CLOCK_THREAD_CPUTIME_ID);
+	peer_cpu = 0;
+	end = t0 + seconds;
+	if (pthread_create(&t, NULL, bare_reader, b) != 0)
+		die("bare reader thread", EAGAIN);
+	while (now() < end && !b->err) {
+		sent += sz->window;
+		__atomic_store_n(&b->target, sent, __ATOMIC_RELEASE);
+		/* The same chunks as the device gets, back to back. */
+		for (k = 0; k < sz->window; k += n) {
+			n = chunk < sz->window - k ? chunk : sz->window - k;
+			e = peer_send(sz, n);
+			if (e < 0)
+				die("sendmmsg on the packet socket", -e);
+		}
+		/* Until the reader has the window, as the harness waits
+		 * for the device's interrupts. */
+		if (poll(&p, 1, LOST_MS) <= 0 ||
+		    read(b->done, &v, sizeof(v)) != sizeof(v))
+			break;
+	}
+	__atomic_store_n(&b->stop, true, __ATOMIC_RELEASE);
+	(void)!write(b->go, &one, sizeof(one));
+	pthread_join(t, NULL);
+	finish(res, sz, b->got, now() - t0,
+	       cpu_of(CLOCK_THREAD_CPUTIME_ID) - c0 + b->cpu, 0);
+	if (b->err || b->got < sent) {
+		fprintf(stderr, "net_bench: bare RX: %llu of %llu frames "
+			"read\n", (unsigned long long)b->got,
+			(unsigned long long)sent);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void *
+bare_writer(void *arg)
+{
+	struct bare_io *b = arg;
+	size_t len = HDR + b->sz->len;
+	double c0 = cpu_of(CLOCK_THREAD_CPUTIME_ID);
+	unsigned int slot = 0;
+	uint64_t n;
+	ssize_t w;
+
+	for (;;) {
+		if (read(b->go, &n, sizeof(n)) != sizeof(n)) {
+			if (errno == EINTR)
+				continue;
+			b->err = -errno;
+			break;
+		}
+		if (__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE))
+			break;
+		while (n--) {
+			w = write(b->fd, bare_area + (size_t)slot * len, len);
+			if (w != (ssize_t)len) {
+				fprintf(stderr, "net_bench: bare write: %zd "
+					"(%s)\n", w, strerror(errno));
+				b->err = -EIO;
+				break;
+			}
+			slot = (slot + 1) % b->sz->window;
+		}
+		if (b->err)
+			break;
+	}
+	b->cpu = cpu_of(CLOCK_THREAD_CPUTIME_ID) - c0;
+	return NULL;
+}
+
+static int
+bare_tx2(struct bare_io *b, struct result *res)
+{
+	const struct size *sz = b->sz;
+	uint64_t sent = 0, got = 0, bad = 0, win, one = 1;
+	size_t len = HDR + sz->len;
+	double t0, c0, end, last;
+	unsigned int i, n;
+	pthread_t t;
+
+	for (i = 0; i < sz->window; i++)
+		memcpy(bare_area + (size_t)i * len, tap_frame, len);
+	t0 = now();
+	c0 = cpu_of(CLOCK_THREAD_CPUTIME_ID);
+	peer_cpu = 0;
+	end = t0 + seconds;
+	if (pthread_create(&t, NULL, bare_writer, b) != 0)
+		die("bare writer thread", EAGAIN);
+	while (now() < end && !b->err) {
+		win = sz->window;
+		if (write(b->go, &win, sizeof(win)) != sizeof(win))
+			die("eventfd", errno);
+		sent += win;
+		/* The peer reads once the window is out, as on the
+		 * device's side. */
+		last = now();
+		while (got < sent && !b->err) {
+			n = peer_drain(sz->len, &bad);
+			got += n;
+			if (n)
+				last = now();
+			else if (now() - last > LOST_MS / 1e3)
+				break;
+			else
+				wait_fd(count_sock, 10);
+		}
+		if (got < sent || bad)
+			break;
+	}
+	__atomic_store_n(&b->stop, true, __ATOMIC_RELEASE);
+	(void)!write(b->go, &one, sizeof(one));
+	pthread_join(t, NULL);
+	finish(res, sz, got, now() - t0,
+	       cpu_of(CLOCK_THREAD_CPUTIME_ID) - c0 + b->cpu, 0);
+	if (got < sent || bad || b->err) {
+		fprintf(stderr, "net_bench: bare TX: %llu of %llu frames "
+			"arrived, %llu wrong\n", (unsigned long long)got,
+			(unsigned long long)sent, (unsigned long long)bad);
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -666,7 +902,20 @@ bare_run(enum dir d, const struct size *sz, struct result *res)
 		die("TUNSETOFFLOAD", errno);
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
 		die("O_NONBLOCK", errno);
-	r = d == DIR_TX ? bare_tx(fd, sz, res) : bare_rx(fd, sz, res);
+	if (!getenv("NET_BENCH_BARE_THREADS") ||
+	    strcmp(getenv("NET_BENCH_BARE_THREADS"), "2") != 0) {
+		r = d == DIR_TX ? bare_tx(fd, sz, res) : bare_rx(fd, sz, res);
+	} else {
+		struct bare_io b = { .fd = fd, .sz = sz };
+
+		b.go = eventfd(0, EFD_CLOEXEC);
+		b.done = eventfd(0, EFD_CLOEXEC);
+		if (b.go < 0 || b.done < 0)
+			die("eventfd", errno);
+		r = d == DIR_TX ? bare_tx2(&b, res) : bare_rx2(&b, res);
+		close(b.go);
+		close(b.done);
+	}
 	close(fd);
 	return r;
 }
@@ -956,9 +1205,10 @@ static int
 dev_rx(struct dev_bench *db, const struct size *sz, struct result *res)
 {
 	struct virtio_net_hdr_mrg_rxbuf h;
-	uint64_t sent = 0, got = 0, bad = 0, s0;
+	uint64_t sent = 0, got = 0, bad = 0, s0, win_end = 0;
 	uint32_t flen = 0, lens[QSIZE];
 	unsigned int left = 0;	/* buffers of the frame being put together */
+	unsigned int chunk = rx_chunk(sz);
 	double t0, c0, d0, end, last;
 	uint16_t ids[QSIZE];
 	unsigned int n, i;
@@ -972,13 +1222,20 @@ dev_rx(struct dev_bench *db, const struct size *sz, struct result *res)
 	s0 = task_switches("net-io");
 	end = t0 + seconds;
 	for (;;) {
-		if (got == sent) {
+		if (got == sent && sent == win_end) {
 			if (now() >= end)
 				break;
-			e = peer_send(sz, sz->window);
+			win_end += sz->window;
+		}
+		/* The window in the peer's chunks, the driver's reaping
+		 * and reposting between them (rx_chunk()). */
+		if (sent < win_end) {
+			n = win_end - sent < chunk ?
+			    (unsigned int)(win_end - sent) : chunk;
+			e = peer_send(sz, n);
 			if (e < 0)
 				die("sendmmsg on the packet socket", -e);
-			sent += sz->window;
+			sent += n;
 		}
 		n = ring_reap(&db->rx, ids, lens, QSIZE);
 		for (i = 0; i < n; i++) {
@@ -1013,7 +1270,7 @@ dev_rx(struct dev_bench *db, const struct size *sz, struct result *res)
 			break;
 		}
 		/* Sleep until the device signals, as a guest would. */
-		if (got < sent)
+		if (got < sent && sent == win_end)
 			vh_wait_irq(&db->d, VEC_RX, 10);
 	}
 	finish(res, sz, got, now() - t0, cpu_of(CLOCK_THREAD_CPUTIME_ID) - c0,

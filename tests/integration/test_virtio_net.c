@@ -45,6 +45,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1150,6 +1151,89 @@ test_stream_rx(void **state)
 	assert_true(st.rx_bytes >= (uint64_t)nframes * (TSO_HDRS + TSO_PAYLOAD));
 }
 
+/* CPU time of the device's I/O thread, in ns. */
+static uint64_t
+io_thread_ns(struct fix *f)
+{
+	struct timespec ts;
+	clockid_t c;
+
+	assert_int_equal(pthread_getcpuclockid(net_virtio(f->net)->thread,
+					       &c), 0);
+	assert_int_equal(clock_gettime(c, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Frames paced so that the device finds the TAP empty between them:
+ * some microseconds apart (the I/O thread may still be awake, or just
+ * going to sleep), some far apart (it sleeps on the TAP and is woken),
+ * each a 64 KiB frame over 16 mergeable buffers. All arrive whole, in
+ * order, with num_buffers right. Then, with the TAP idle, the I/O thread
+ * must be asleep: a loop that kept looking would burn its CPU.
+ */
+static void
+test_rx_paced(void **state)
+{
+	struct fix *f = *state;
+	static uint8_t frame[PHDR + TSO_HDRS + TSO_PAYLOAD];
+	static uint8_t got[HDR + TSO_HDRS + TSO_PAYLOAD + 8192];
+	static const unsigned int gap_us[] = { 0, 5, 20, 40, 2000, 0, 10,
+					       60000, 3, 30 };
+	const unsigned int nframes = 60;
+	struct virtio_net_hdr_mrg_rxbuf h;
+	unsigned int i, sent = 0, recvd = 0, nb;
+	struct net_stats st;
+	uint64_t c0, c1;
+	size_t flen;
+	uint32_t len;
+
+	NEED_HOST();
+	bring_up(f, F_BASE | F_MRG | F_CSUM | F_GCSUM | F_GTSO4);
+	post_rx(f, QSIZE, 4096);
+	while (recvd < nframes) {
+		/* Up to 4 frames at a time, paced; then take them. */
+		for (i = 0; i < 4 && sent < nframes; i++, sent++) {
+			if (gap_us[sent % 10])
+				usleep(gap_us[sent % 10]);
+			flen = make_tso(frame, PHDR, guest_mac, host_mac,
+					sent);
+			host_send(f, frame, PHDR + flen);
+		}
+		while (recvd < sent) {
+			len = guest_recv(f, got, sizeof(got), &nb);
+			if (len == 0)
+				fail_msg("paced frames: stuck at %u of %u",
+					 recvd, nframes);
+			assert_int_equal(len, HDR + TSO_HDRS + TSO_PAYLOAD);
+			assert_int_equal(nb, (len + 4095) / 4096);
+			memcpy(&h, got, sizeof(h));
+			assert_int_equal(le16toh(h.num_buffers), nb);
+			assert_int_equal(h.hdr.gso_type,
+					 VIRTIO_NET_HDR_GSO_TCPV4);
+			assert_int_equal(tcp_seq_of(got + HDR),
+					 recvd * TSO_PAYLOAD);
+			flen = make_tso(frame, PHDR, guest_mac, host_mac,
+					recvd);
+			assert_memory_equal(got + HDR + TSO_HDRS,
+					    frame + PHDR + TSO_HDRS,
+					    TSO_PAYLOAD);
+			recvd++;
+		}
+	}
+	net_get_stats(f->net, &st);
+	assert_int_equal(st.rx_dropped, 0);
+	assert_int_equal(st.rx_packets, nframes);
+	/* Idle: the I/O thread sleeps on the TAP. */
+	usleep(20000);
+	c0 = io_thread_ns(f);
+	usleep(200000);
+	c1 = io_thread_ns(f);
+	if (c1 - c0 > 20000000u)
+		fail_msg("an idle TAP cost the I/O thread %llu us in 200 ms",
+			 (unsigned long long)(c1 - c0) / 1000);
+}
+
 static void
 expect_needs_reset(struct fix *f, const char *what)
 {
@@ -1969,6 +2053,7 @@ main(void)
 		T(test_mrg_small),
 		T(test_stream_tx),
 		T(test_stream_rx),
+		T(test_rx_paced),
 		T(test_hostile),
 		T(test_fd_backend),
 		T(test_mrg_irregular),
