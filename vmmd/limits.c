@@ -329,6 +329,10 @@ limits_pin(struct vm *vm, const struct vmdef *def, char *err, size_t errlen)
 	if (sched_getaffinity(0, sizeof(own), &own) < 0)
 		CPU_ZERO(&own);
 	for (i = 0; i < vm->nr_vcpu_tids; i++) {
+		/* 0 is a thread that never started; to sched_setaffinity()
+		 * it would mean vmmd itself. */
+		if (vm->vcpu_tids[i] <= 0)
+			continue;
 		if (pin_vcpus && i < res->nr_cpu_pin)
 			cpulist_to_cpuset(&res->cpu_pin[i], &set);
 		else
@@ -370,7 +374,30 @@ limits_pin(struct vm *vm, const struct vmdef *def, char *err, size_t errlen)
 struct limits_tids_op {
 	struct vm *vm;
 	pid_t pid;
+	unsigned int tries;
 };
+
+/* A vCPU thread that has not started yet shows tid 0 in vm.stats: ask
+ * again this often, this many times, before pinning without it. */
+#define LIMITS_TIDS_RETRY_MS	50
+#define LIMITS_TIDS_TRIES	200
+
+static int limits_tids_send(struct limits_tids_op *op);
+
+static void
+limits_tids_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct limits_tids_op *op = arg;
+
+	(void)fd;
+	(void)what;
+	if (op->vm->pid == op->pid && op->vm->pid > 0 &&
+	    limits_tids_send(op) == 0)
+		return;
+	op->vm->tids_asked = false;
+	vm_unref(op->vm);
+	free(op);
+}
 
 static void
 limits_tids_done(void *arg, int err, json_t *result, const char *msg)
@@ -379,7 +406,7 @@ limits_tids_done(void *arg, int err, json_t *result, const char *msg)
 	struct vm *vm = op->vm;
 	json_t *vcpus = json_object_get(result, "vcpus"), *v;
 	char e[256], sub[96];
-	size_t i, n;
+	size_t i, n, unknown;
 	pid_t *tids;
 
 	vm->tids_asked = false;
@@ -394,11 +421,27 @@ limits_tids_done(void *arg, int err, json_t *result, const char *msg)
 	tids = n ? calloc(n, sizeof(*tids)) : NULL;
 	if (!tids)
 		goto out;
+	unknown = 0;
 	json_array_foreach(vcpus, i, v) {
 		json_int_t tid = json_integer_value(json_object_get(v, "tid"));
 
 		tids[i] = tid > 0 && tid < 0x40000000 ? (pid_t)tid : 0;
+		unknown += !tids[i];
 	}
+	if (unknown && ++op->tries < LIMITS_TIDS_TRIES) {
+		struct timeval tv = { 0, LIMITS_TIDS_RETRY_MS * 1000 };
+
+		free(tids);
+		vm->tids_asked = true;
+		if (event_base_once(vm->d->base, -1, EV_TIMEOUT,
+				    limits_tids_retry, op, &tv) == 0)
+			return;
+		vm->tids_asked = false;
+		goto out;
+	}
+	if (unknown)
+		log_warn(vm_log_name(vm, sub, sizeof(sub)), "%zu vCPU threads "
+			 "did not start: they are not pinned", unknown);
 	free(vm->vcpu_tids);
 	vm->vcpu_tids = tids;
 	vm->nr_vcpu_tids = (unsigned int)n;
@@ -423,11 +466,21 @@ limits_ask_tids(struct vm *vm)
 	op->vm = vm_ref(vm);
 	op->pid = vm->pid;
 	vm->tids_asked = true;
-	if (vmmrun_call(vm->ctl, "vm.stats", NULL, limits_tids_done, op) < 0) {
+	if (limits_tids_send(op) < 0) {
 		vm->tids_asked = false;
 		vm_unref(vm);
 		free(op);
 	}
+}
+
+/* The vm.stats call behind limits_ask_tids; its answer owns op. */
+static int
+limits_tids_send(struct limits_tids_op *op)
+{
+	if (!op->vm->ctl)
+		return -ENOTCONN;
+	return vmmrun_call(op->vm->ctl, "vm.stats", NULL, limits_tids_done,
+			   op) < 0 ? -EIO : 0;
 }
 
 void
