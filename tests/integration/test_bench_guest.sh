@@ -27,21 +27,8 @@ GUEST=$BUILD/guest
 # shellcheck source=../../bench/guest_bench.sh
 . bench/guest_bench.sh
 
-n=0 nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-not_ok() {
-	local d=$1; shift
-	n=$((n + 1)); nfail=$((nfail + 1))
-	echo "not ok $n - $d"
-	local l
-	for l in "$@"; do echo "#   $l"; done
-}
-finish() {
-	echo "1..$n"
-	[ $nfail -eq 0 ]
-	exit $?
-}
+# shellcheck source=lib/tap.sh
+. tests/integration/lib/tap.sh
 # show FILE...: their last lines as TAP comments.
 show() { sed 's/^/#     /' "$@" | cut -c 1-200 | tail -n 15; }
 

@@ -7,22 +7,19 @@
 # the guest's own busybox sh (taken from build/guest/initrd.img when that
 # is built) and under the host's /bin/sh. Prints TAP.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 INIT=${GUEST_INIT:-$PWD/tests/guest/init}
 tmp=$(mktemp -d /tmp/test_guest_init.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-n=0 nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $1"; }
+# shellcheck source=lib/tap.sh
+. tests/integration/lib/tap.sh
 check() { # NAME GOT WANT
 	if [ "$2" = "$3" ]; then
 		ok "$1"
 	else
-		notok "$1"
-		echo "#   got:  $2"
-		echo "#   want: $3"
+		not_ok "$1" "got:  $2" "want: $3"
 	fi
 }
 
@@ -94,7 +91,7 @@ run_init() {
 		}
 		load_modules "$2" "$3"
 	' sh "$INIT" "$tmp/modules.order" "$2" >"$tmp/out" 2>&1
-	cat "$tmp/log" 2>/dev/null | tr '\n' ' '
+	tr '\n' ' ' <"$tmp/log" 2>/dev/null
 	echo "--"
 	cat "$tmp/out"
 	rm -f "$tmp/log"
@@ -165,6 +162,5 @@ VMMD-GUEST-MODULES loaded=0 failed=0 skipped=0"
 	fi
 done
 
-echo "1..$n"
 echo "$((n - nfail)) passed, $nfail failed"
-[ "$nfail" -eq 0 ]
+finish

@@ -42,16 +42,8 @@ trap 'echo "not ok - interrupted or timed out"; exit 1' INT TERM
 { sleep 100 && kill -TERM $$ 2>/dev/null; } &
 watchdog=$!
 
-n=0 nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-not_ok() {
-	local d=$1; shift
-	n=$((n + 1)); nfail=$((nfail + 1))
-	echo "not ok $n - $d"
-	local l
-	for l in "$@"; do echo "#   $l"; done
-}
+# shellcheck source=lib/tap.sh
+. tests/integration/lib/tap.sh
 # vc ARGS...: run vmctl (bounded), output in $out, status in $rc.
 vc() {
 	out=$(timeout 30 "$VMCTL" "$@" 2>&1)

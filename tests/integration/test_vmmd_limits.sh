@@ -57,15 +57,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0 nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-not_ok() {
-	local d=$1; shift
-	n=$((n + 1)); nfail=$((nfail + 1))
-	echo "not ok $n - $d"
-	local l
-	for l in "$@"; do echo "#   $l"; done
+# shellcheck source=lib/tap.sh
+. tests/integration/lib/tap.sh
+not_ok_extra() {
 	echo "#   vmmd log: $(tail -3 "$TMP/vmmd.log" 2>/dev/null | tr '\n' '|' | cut -c1-600)"
 }
 check() {	# DESC COMMAND...: ok when the command succeeds
@@ -284,7 +278,12 @@ if [ "$NCPU" -ge 2 ]; then
 		"{\"definition\":$(guest_def pin "\"vcpus\":1,\"resources\":{\"cpu_pin\":[\"$last\"],\"device_cpus\":\"0\"}"),\"start\":true}" \
 		"r['result']['state']=='running'"
 	pid=$(vm_pid pin); remember_pid "$pid"
-	tid=$(field vm.stats '{"name":"pin"}' "r['result']['vcpus'][0]['tid']")
+	# vm.stats shows tid 0 until the vCPU thread has started.
+	vcpu_tid() {
+		tid=$(field vm.stats '{"name":"pin"}' "r['result']['vcpus'][0]['tid']")
+		[ "${tid:-0}" != 0 ]
+	}
+	wait_for 10 vcpu_tid
 	wait_for 5 eval "[ \"\$(cpus_allowed $pid $tid)\" = $last ]" &&
 		ok "the vCPU thread ($tid) may run on CPU $last only" ||
 		not_ok "the vCPU thread ($tid) may run on CPU $last only" "Cpus_allowed_list $(cpus_allowed $pid $tid)"

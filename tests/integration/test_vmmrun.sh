@@ -30,17 +30,8 @@ trap cleanup EXIT
 
 # --- TAP helpers -----------------------------------------------------------
 
-n=0 nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-# not_ok DESC [DETAIL...]: a failure, with details as TAP comments.
-not_ok() {
-	local d=$1; shift
-	n=$((n + 1)); nfail=$((nfail + 1))
-	echo "not ok $n - $d"
-	local l
-	for l in "$@"; do echo "#   $l"; done
-}
+# shellcheck source=lib/tap.sh
+. tests/integration/lib/tap.sh
 # Show what a run left behind, as TAP comments (for failures).
 show_run() {
 	local name=$1

@@ -30,16 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0 nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-not_ok() {
-	local d=$1; shift
-	n=$((n + 1)); nfail=$((nfail + 1))
-	echo "not ok $n - $d"
-	local l
-	for l in "$@"; do echo "#   $l"; done
-}
+# shellcheck source=lib/tap.sh
+. tests/integration/lib/tap.sh
 # check DESC COMMAND...: ok when the command succeeds.
 check() {
 	local d=$1; shift
