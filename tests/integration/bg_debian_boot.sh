@@ -22,7 +22,8 @@ initrd=$BUILD/guest/initrd.img
 # How long to let the guest run. A host with hardware virtualization boots
 # in seconds; a PVM host needs many minutes for the whole road to init.
 if [ -d /sys/module/kvm_pvm ]; then
-	deadline=${VMMD_BOOT_TIMEOUT:-2400}
+	# About 1850-2400 s to init, 550 more to poweroff (2026-11-28).
+	deadline=${VMMD_BOOT_TIMEOUT:-3400}
 	# Work the kernel does at boot that changes nothing the test checks,
 	# and that costs minutes where kernel code is emulated: the crypto
 	# self-tests, zeroing every allocation, auditing, and rewriting the
