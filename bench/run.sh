@@ -630,7 +630,7 @@ in_guest_note() {
 	if [ "$GUEST_MODE" = 0 ]; then
 		echo "not measured: BENCH_GUEST=0"
 	else
-		echo "not measured: a Linux guest does not boot fully on this PVM host (../shared/HOST.md); BENCH_GUEST=1 forces it"
+		echo "not measured: on this PVM host a Linux guest takes 40-50 minutes to reach userspace and its I/O path is kernel code emulated ~4000x slower, so the comparison would time PVM's emulator (../shared/HOST.md); BENCH_GUEST=1 forces it"
 	fi
 }
 
