@@ -38,82 +38,15 @@ SYSTEM_DIRS="/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib /usr/lib"
 # Busybox applets /bin/vmmd-bench uses beyond the links of initrd.img.
 APPLETS="awk ip sed tr cut tail sort"
 
-die() {
-	echo "$prog: error: $*" >&2
-	exit 1
-}
-
-note() {
-	echo "$prog: $*"
-}
-
-is_root() {
-	[ "$(id -u)" -eq 0 ]
-}
-
-ensure_host_packages() {
-	local p installed missing=""
-	# shellcheck disable=SC2086 # one word per package
-	installed=$(dpkg-query -W -f='${Package} ${Status}\n' $HOST_PKGS 2>/dev/null |
-		awk '$NF == "installed" && $(NF - 1) == "ok" { print $1 }')
-	for p in $HOST_PKGS; do
-		echo "$installed" | grep -qx "$p" || missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	is_root || die "missing host packages:$missing (run as root to install them)"
-	note "installing host packages:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing \
-		>"$aptdir/install-bench.log" 2>&1 || {
-		refresh_lists
-		# shellcheck disable=SC2086
-		apt-get install -y -qq --no-install-recommends $missing \
-			>"$aptdir/install-bench.log" 2>&1 || {
-			tail -n 5 "$aptdir/install-bench.log" >&2
-			die "apt-get install$missing failed"
-		}
-	}
-}
-
-refreshed=0
-refresh_lists() {
-	[ "$refreshed" = 1 ] && return 0
-	refreshed=1
-	is_root || die "the apt package lists are missing or stale and only root can run apt-get update"
-	note "apt-get update"
-	apt-get update -qq || die "apt-get update failed"
-}
-
-# apt-cache with its binary cache beside the downloads (as in mkguest.sh).
-apt_cache() {
-	apt-cache -o Dir::Cache::pkgcache="$aptdir/pkgcache.bin" \
-		-o Dir::Cache::srcpkgcache= "$@"
-}
-
-candidate() {
-	apt_cache policy "$1" 2>/dev/null |
-		sed -n 's/^  Candidate: //p' | sed 's/^(none)$//' | head -n 1
-}
-
-# Prints the cached .deb of package $1 version $2, if there is a good one.
-cached_deb() {
-	local f
-	for f in "$dl/$1_$(echo "$2" | sed 's/:/%3a/g')"_*.deb; do
-		[ -f "$f" ] || continue
-		if [ "$(dpkg-deb -f "$f" Package Version 2>/dev/null | tr '\n' ' ')" = \
-			"Package: $1 Version: $2 " ]; then
-			echo "$f"
-			return 0
-		fi
-	done
-	return 1
-}
+# die, note, is_root, ensure_host_packages, refresh_lists, apt_cache,
+# candidate, cached_deb, apt_download (shared with mkguest.sh).
+# shellcheck source=lib/debpkg.sh
+. "$(dirname "$0")/lib/debpkg.sh"
 
 # fetch PKG: the candidate version's .deb into the cache (unless there),
 # other cached versions of it dropped; its path in $deb.
 fetch() {
-	local pkg=$1 ver f sandbox=""
+	local pkg=$1 ver f
 	ver=$(candidate "$pkg")
 	if [ -z "$ver" ]; then
 		refresh_lists
@@ -121,22 +54,12 @@ fetch() {
 		[ -n "$ver" ] || die "package $pkg not found (no candidate in the apt lists)"
 	fi
 	if ! deb=$(cached_deb "$pkg" "$ver"); then
-		note "downloading $pkg $ver"
-		is_root && sandbox="-o APT::Sandbox::User=root"
-		# shellcheck disable=SC2086
-		if ! (cd "$dl" && apt-get -q $sandbox \
-			-o Dir::Cache::pkgcache="$aptdir/pkgcache.bin" \
-			-o Dir::Cache::srcpkgcache= download "$pkg=$ver") \
-			>"$work/apt.log" 2>&1; then
+		if ! apt_download "$pkg" "$ver"; then
 			# Lists naming a version the archive no longer has.
 			refresh_lists
 			ver=$(candidate "$pkg")
-			# shellcheck disable=SC2086
-			(cd "$dl" && apt-get -q $sandbox \
-				-o Dir::Cache::pkgcache="$aptdir/pkgcache.bin" \
-				-o Dir::Cache::srcpkgcache= download "$pkg=$ver") \
-				>"$work/apt.log" 2>&1 || {
-				sed 's/^/  /' "$work/apt.log" | tail -n 5 >&2
+			apt_download "$pkg" "$ver" || {
+				apt_log_tail
 				die "apt-get download $pkg=$ver failed"
 			}
 		fi

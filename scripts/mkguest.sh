@@ -42,72 +42,14 @@ APPLETS="sh mount umount mknod mdev insmod lsmod rmmod modprobe poweroff
 	reboot sync sleep setsid cttyhack cat echo ls mkdir rm dmesg uname
 	grep ps free df"
 
-die() {
-	echo "$prog: error: $*" >&2
-	exit 1
-}
-
-note() {
-	echo "$prog: $*"
-}
+# die, note, is_root, ensure_host_packages, refresh_lists, apt_cache,
+# candidate, cached_deb, apt_download (shared with mkguest-bench.sh).
+# shellcheck source=lib/debpkg.sh
+. "$(dirname "$0")/lib/debpkg.sh"
 
 usage() {
 	echo "usage: $0 OUTDIR [cloud|generic|all]" >&2
 	exit 2
-}
-
-is_root() {
-	[ "$(id -u)" -eq 0 ]
-}
-
-# Installs the host packages we need that are missing (root only).
-ensure_host_packages() {
-	local p installed missing=""
-	# shellcheck disable=SC2086 # one word per package
-	installed=$(dpkg-query -W -f='${Package} ${Status}\n' $HOST_PKGS 2>/dev/null |
-		awk '$NF == "installed" && $(NF - 1) == "ok" { print $1 }')
-	for p in $HOST_PKGS; do
-		echo "$installed" | grep -qx "$p" || missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	is_root || die "missing host packages:$missing (run as root to install them)"
-	note "installing host packages:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	# shellcheck disable=SC2086
-	if ! apt-get install -y -qq --no-install-recommends $missing \
-		>"$aptdir/install.log" 2>&1; then
-		refresh_lists
-		# shellcheck disable=SC2086
-		apt-get install -y -qq --no-install-recommends $missing \
-			>"$aptdir/install.log" 2>&1 || {
-			tail -n 5 "$aptdir/install.log" >&2
-			die "apt-get install$missing failed"
-		}
-	fi
-}
-
-# apt-get update, at most once a run (the lists are missing or stale).
-refreshed=0
-refresh_lists() {
-	[ "$refreshed" = 1 ] && return 0
-	refreshed=1
-	is_root || die "the apt package lists are missing or stale and only root can run apt-get update"
-	note "apt-get update"
-	apt-get update -qq || die "apt-get update failed"
-}
-
-# apt with its binary cache kept beside the downloads: Debian's container
-# images switch that cache off, and every apt-cache call then parses all the
-# package lists again (over a second each).
-apt_cache() {
-	apt-cache -o Dir::Cache::pkgcache="$aptdir/pkgcache.bin" \
-		-o Dir::Cache::srcpkgcache= "$@"
-}
-
-# The candidate version apt offers for package $1 (empty when none).
-candidate() {
-	apt_cache policy "$1" 2>/dev/null |
-		sed -n 's/^  Candidate: //p' | sed 's/^(none)$//' | head -n 1
 }
 
 # Sets meta, meta_ver, kpkg, kpkg_ver, bb_ver for the flavour, or returns 1
@@ -160,20 +102,6 @@ input_hash() {
 	} | sha256sum | cut -d' ' -f1
 }
 
-# Prints the cached .deb of package $1 version $2, if there is a good one.
-cached_deb() {
-	local f
-	for f in "$dl/$1_$(echo "$2" | sed 's/:/%3a/g')"_*.deb; do
-		[ -f "$f" ] || continue
-		if [ "$(dpkg-deb -f "$f" Package Version 2>/dev/null | tr '\n' ' ')" = \
-			"Package: $1 Version: $2 " ]; then
-			echo "$f"
-			return 0
-		fi
-	done
-	return 1
-}
-
 # Downloads package $1 version $2 into the cache unless it is there; then
 # drops the cached other versions of it, and the other packages matching
 # the glob $3 (older kernel ABIs). Returns 1 when apt-get download fails.
@@ -199,18 +127,11 @@ fetch() {
 }
 
 fetch_deb() {
-	local pkg=$1 ver=$2 sandbox=""
-	note "downloading $pkg $ver"
-	# As root apt drops to the _apt user to download, who cannot write
-	# into a cache in a user's checkout.
-	is_root && sandbox="-o APT::Sandbox::User=root"
-	# shellcheck disable=SC2086
-	if ! (cd "$dl" && apt-get -q $sandbox \
-		-o Dir::Cache::pkgcache="$aptdir/pkgcache.bin" \
-		-o Dir::Cache::srcpkgcache= download "$pkg=$ver") >"$work/apt.log" 2>&1; then
-		sed 's/^/  /' "$work/apt.log" | tail -n 5 >&2
+	local pkg=$1 ver=$2
+	apt_download "$pkg" "$ver" || {
+		apt_log_tail
 		return 1
-	fi
+	}
 	cached_deb "$pkg" "$ver" >/dev/null || {
 		echo "  apt-get download left no ${pkg}_*.deb of $ver in $dl" >&2
 		return 1
