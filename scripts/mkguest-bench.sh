@@ -39,7 +39,7 @@ SYSTEM_DIRS="/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib /usr/lib"
 APPLETS="awk ip sed tr cut tail sort"
 
 # die, note, is_root, ensure_host_packages, refresh_lists, apt_cache,
-# candidate, cached_deb, apt_download (shared with mkguest.sh).
+# candidate, cached_deb, apt_download, debpkg_cache (shared with mkguest.sh).
 # shellcheck source=lib/debpkg.sh
 . "$(dirname "$0")/lib/debpkg.sh"
 
@@ -330,11 +330,7 @@ bench_src=$top/bench/guest_bench.sh
 [ -f "$bench_src" ] || die "no $bench_src"
 mkdir -p "$1" || die "cannot create $1"
 out=$(cd "$1" && pwd)
-dl=${VMMD_DOWNLOADS:-$top/downloads}
-mkdir -p "$dl" || die "cannot create the download cache $dl"
-dl=$(cd "$dl" && pwd)
-aptdir=$dl/.apt
-mkdir -p "$aptdir"
+debpkg_cache "$top"
 
 ensure_host_packages
 # The base image, as make guest builds it (a no-op when up to date).

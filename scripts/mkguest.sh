@@ -43,7 +43,7 @@ APPLETS="sh mount umount mknod mdev insmod lsmod rmmod modprobe poweroff
 	grep ps free df"
 
 # die, note, is_root, ensure_host_packages, refresh_lists, apt_cache,
-# candidate, cached_deb, apt_download (shared with mkguest-bench.sh).
+# candidate, cached_deb, apt_download, debpkg_cache (shared with mkguest-bench.sh).
 # shellcheck source=lib/debpkg.sh
 . "$(dirname "$0")/lib/debpkg.sh"
 
@@ -399,11 +399,7 @@ init_src=$top/tests/guest/init
 [ -f "$init_src" ] || die "no $init_src"
 mkdir -p "$1" || die "cannot create $1"
 out=$(cd "$1" && pwd)
-dl=${VMMD_DOWNLOADS:-$top/downloads}
-mkdir -p "$dl" || die "cannot create the download cache $dl"
-dl=$(cd "$dl" && pwd)
-aptdir=$dl/.apt
-mkdir -p "$aptdir"
+debpkg_cache "$top"
 
 ensure_host_packages
 

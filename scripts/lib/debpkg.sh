@@ -102,3 +102,13 @@ apt_download() {
 apt_log_tail() {
 	sed 's/^/  /' "$work/apt.log" | tail -n 5 >&2
 }
+
+# The download cache, $VMMD_DOWNLOADS or $1/downloads (made when missing):
+# sets dl, and aptdir inside it.
+debpkg_cache() {
+	dl=${VMMD_DOWNLOADS:-$1/downloads}
+	mkdir -p "$dl" || die "cannot create the download cache $dl"
+	dl=$(cd "$dl" && pwd)
+	aptdir=$dl/.apt
+	mkdir -p "$aptdir"
+}
