@@ -11,6 +11,7 @@
 #include "x86/emulate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,37 @@ vcpu_setup_lapic(struct vcpu *v)
 	return 0;
 }
 
+/*
+ * KVM's own counters for this vCPU, when the host has them. Without them
+ * (an older host, a stats file that does not make sense) the VM runs all
+ * the same, and vcpu_kvm_stats() says -EOPNOTSUPP.
+ */
+static void
+vcpu_open_kvm_stats(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	int fd;
+
+	if (!vm->binary_stats_checked) {
+		vm->binary_stats = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION,
+					 KVM_CAP_BINARY_STATS_FD) > 0;
+		vm->binary_stats_checked = true;
+	}
+	if (!vm->binary_stats)
+		return;
+	fd = ioctl(v->fd, KVM_GET_STATS_FD, 0);
+	if (fd < 0)
+		return;
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	(void)kvm_stats_open(&v->kvm_stats, fd);
+}
+
+int
+vcpu_kvm_stats(const struct vcpu *v, struct kvm_stats_values *ret)
+{
+	return kvm_stats_read(&v->kvm_stats, ret);
+}
+
 int
 vcpu_init(struct vm *vm, struct vcpu *v, unsigned int index, char *err,
 	  size_t errlen)
@@ -132,6 +164,7 @@ vcpu_init(struct vm *vm, struct vcpu *v, unsigned int index, char *err,
 	size_t csize;
 	int r, size;
 
+	kvm_stats_init(&v->kvm_stats);
 	v->vm = vm;
 	v->index = index;
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
@@ -186,12 +219,16 @@ vcpu_init(struct vm *vm, struct vcpu *v, unsigned int index, char *err,
 			return r;
 		}
 	}
+	/* Last: nothing after it fails, so a failed vcpu_init() leaves no
+	 * stats file open. */
+	vcpu_open_kvm_stats(v);
 	return 0;
 }
 
 void
 vcpu_destroy(struct vcpu *v)
 {
+	kvm_stats_close(&v->kvm_stats);
 	if (v->run)
 		munmap(v->run, v->run_size);
 	if (v->fd > 0)

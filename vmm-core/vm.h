@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "bus.h"
+#include "kvm_stats.h"
 #include "mem.h"
 #include "platform.h"
 
@@ -58,6 +59,7 @@ struct vcpu {
 	bool thread_started;
 	pid_t tid;		/* the vCPU thread's id, for its CPU time */
 	struct vcpu_stats stats;	/* written by the vCPU thread only */
+	struct kvm_stats kvm_stats;	/* KVM's own counters (kvm_stats.h) */
 	/* Where the last emulation failure was, for rate-limited logs. */
 	uint64_t last_emul_rip;
 	unsigned int emul_logged;
@@ -91,6 +93,9 @@ struct vm {
 	struct kvm_cpuid2 *cpuid;	/* supported CPUID, the template */
 	bool is_pvm;			/* host KVM is kvm_pvm (no VT-x/AMD-V) */
 	bool syscall_bridge;		/* LSTAR writes trapped (vcpu.c) */
+	/* KVM_CAP_BINARY_STATS_FD, asked once, by the first vCPU made. */
+	bool binary_stats_checked;
+	bool binary_stats;
 
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
@@ -156,6 +161,13 @@ const char *vm_stop_reason_name(enum vm_stop_reason r);
 
 /* Set an interrupt line through the in-kernel irqchip. */
 int vm_irq_line(struct vm *vm, uint32_t gsi, int level);
+
+/*
+ * KVM's own counters for this vCPU (exits, emulated instructions, page
+ * faults; kvm_stats.h), read now. Any thread, any time while the VM
+ * exists. Returns 0, or -EOPNOTSUPP when the host does not provide them.
+ */
+int vcpu_kvm_stats(const struct vcpu *v, struct kvm_stats_values *ret);
 
 /* Sum of every vCPU's exit counters. */
 void vm_stats_total(const struct vm *vm, struct vcpu_stats *ret);

@@ -1255,6 +1255,7 @@ setup_virtio(struct vmm *m)
 static void
 print_stats(struct vmm *m)
 {
+	struct kvm_stats_values ks;
 	unsigned int i, k;
 
 	fprintf(stderr, "vmm-run: exits per vCPU:\n");
@@ -1278,6 +1279,16 @@ print_stats(struct vmm *m)
 		if (s->pvm_syscalls)
 			fprintf(stderr, " pvm_syscalls=%llu",
 				(unsigned long long)s->pvm_syscalls);
+		fputc('\n', stderr);
+		/* KVM's own view of the same vCPU: its exits, and on PVM
+		 * insn_emulation, which is what a slow guest kernel costs. */
+		if (vcpu_kvm_stats(&m->vm->vcpus[i], &ks) < 0)
+			continue;
+		fprintf(stderr, "    kvm:");
+		for (k = 0; k < KVM_STATS_MAX; k++)
+			if (ks.present & (1u << k))
+				fprintf(stderr, " %s=%llu", kvm_stats_name(k),
+					(unsigned long long)ks.value[k]);
 		fputc('\n', stderr);
 	}
 	fprintf(stderr, "  unowned: pio=%llu mmio=%llu\n",

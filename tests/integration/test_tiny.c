@@ -780,6 +780,70 @@ test_syscall(void **state)
 	}
 }
 
+/* A KVM counter that must be there: its value, or the test fails. */
+static uint64_t
+kvm_counter(const struct tiny *t, const struct kvm_stats_values *ks,
+	    enum kvm_stats_counter c)
+{
+	if (!(ks->present & (1u << c))) {
+		print_error("KVM stats of vCPU 0 lack %s (present mask 0x%x)\n",
+			    kvm_stats_name(c), ks->present);
+		CHECK_EQ(t, "KVM counter present", 1, 0);
+	}
+	return ks->value[c];
+}
+
+/*
+ * KVM's own counters (vcpu_kvm_stats(), KVM_GET_STATS_FD) after out.S's
+ * three port writes and HLT: every exit that reached us was an exit from
+ * the guest first. Values that depend on the host are not checked: on
+ * hardware io_exits counts each OUT and insn_emulation may stay 0; a PVM
+ * host emulates the guest's code instruction by instruction, OUT
+ * included, and counts them in insn_emulation, not in io_exits.
+ */
+static void
+test_kvm_counters(void **state)
+{
+	struct tiny *t = *state;
+	struct kvm_stats_values ks;
+	uint64_t exits, io_exits, ours;
+	int r;
+
+	if (!tiny_boot(t, "out"))
+		return;
+	if (!t->vm->binary_stats) {
+		printf("# test_tiny: skipping test_kvm_counters: this host's "
+		       "KVM lacks KVM_CAP_BINARY_STATS_FD (Linux < 5.14)\n");
+		skip();
+		return;
+	}
+	tiny_run(t);
+	tiny_check_stop(t, VCPU_EXIT_HLT);
+	CHECK_EQ(t, "port writes seen", 3, t->pio.n);
+
+	r = vcpu_kvm_stats(t->v, &ks);
+	if (r < 0)
+		fail_msg("vcpu_kvm_stats(vCPU 0): %d (%s), on a host with "
+			 "KVM_CAP_BINARY_STATS_FD", r, strerror(-r));
+	exits = kvm_counter(t, &ks, KVM_STATS_EXITS);
+	io_exits = kvm_counter(t, &ks, KVM_STATS_IO_EXITS);
+	(void)kvm_counter(t, &ks, KVM_STATS_INSN_EMULATION_FAIL);
+	print_message("# KVM counters: exits=%" PRIu64 " io_exits=%" PRIu64
+		      " insn_emulation=%" PRIu64 " (host: %s)\n", exits,
+		      io_exits, ks.value[KVM_STATS_INSN_EMULATION],
+		      t->vm->is_pvm ? "PVM" : "hardware virtualization");
+	/* The OUTs and the HLT that came to us left the guest first. */
+	ours = t->v->stats.exits[VCPU_EXIT_IO_OUT] +
+	       t->v->stats.exits[VCPU_EXIT_HLT];
+	CHECK_EQ(t, "our OUT and HLT exits", 4, ours);
+	if (exits < ours)
+		CHECK_EQ(t, "KVM exits >= our OUT and HLT exits", ours, exits);
+	if (exits < io_exits)
+		CHECK_EQ(t, "KVM exits >= KVM io_exits", io_exits, exits);
+	if (!t->vm->is_pvm && io_exits < 3)
+		CHECK_EQ(t, "KVM io_exits >= the guest's 3 OUTs", 3, io_exits);
+}
+
 /*
  * The recording device itself, without a VM: if it mangled values, every
  * other test here would check the wrong thing.
@@ -822,6 +886,7 @@ main(void)
 		TINY_TEST(test_triple_ud),
 		TINY_TEST(test_triple),
 		TINY_TEST(test_pause_resume),
+		TINY_TEST(test_kvm_counters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

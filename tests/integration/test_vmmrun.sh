@@ -274,6 +274,24 @@ if needs_kvm "$desc"; then
 		'out!~io_out'
 fi
 
+# kvm_has_stats_fd: this host's KVM has KVM_CAP_BINARY_STATS_FD (203, Linux
+# 5.14), asked with KVM_CHECK_EXTENSION (_IO(0xae, 0x03)).
+kvm_has_stats_fd() {
+	python3 -c 'import fcntl, os, sys
+sys.exit(0 if fcntl.ioctl(os.open("/dev/kvm", os.O_RDWR), 0xae03, 203) > 0 else 1)' \
+		2>/dev/null
+}
+
+desc="--stats: KVM's own counters of each vCPU on a kvm: line"
+if needs_kvm "$desc"; then
+	if ! kvm_has_stats_fd; then
+		skip "$desc: this host's KVM lacks KVM_CAP_BINARY_STATS_FD (Linux < 5.14)"
+	else
+		check "$desc" stats 'err~^    kvm: exits=[0-9]+ io_exits=[0-9]+ ' \
+			'err~^    kvm: .* insn_emulation_fail=[0-9]+'
+	fi
+fi
+
 desc="exit-port: an OUT to a port nobody owns is counted, the guest goes on"
 if needs_kvm "$desc"; then
 	run_vmm exitport --kernel "$GUEST" --cmdline testguest.action=exit-port --stats
