@@ -13,6 +13,7 @@
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
+#include "virtio/vsock.h"
 #include "ratelimit.h"
 
 #include "proto/errors.h"
@@ -161,6 +162,24 @@ ctl_rss_bytes(void)
 	return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* KVM's own counters of one vCPU, or NULL when the host has none. */
+static json_t *
+ctl_vcpu_kvm_stats(const struct vcpu *v)
+{
+	struct kvm_stats_values ks;
+	json_t *o;
+	int k;
+
+	if (vcpu_kvm_stats(v, &ks) < 0)
+		return NULL;
+	o = json_object();
+	for (k = 0; o && k < KVM_STATS_MAX; k++)
+		if (ks.present & (1u << k))
+			json_object_set_new(o, kvm_stats_name(k),
+				json_integer((json_int_t)ks.value[k]));
+	return o;
+}
+
 static json_t *
 ctl_vcpu_stats(struct vmm *m)
 {
@@ -176,14 +195,14 @@ ctl_vcpu_stats(struct vmm *m)
 			json_object_set_new(exits, vcpu_exit_kind_name(k),
 				json_integer((json_int_t)__atomic_load_n(
 					&v->stats.exits[k], __ATOMIC_RELAXED)));
-		o = json_pack("{s:i, s:i, s:I, s:I, s:I, s:o*}", "index", (int)i,
-			      "tid", (int)tid,
+		o = json_pack("{s:i, s:i, s:I, s:I, s:I, s:o*, s:o*}",
+			      "index", (int)i, "tid", (int)tid,
 			      "cpu_ns", (json_int_t)ctl_thread_cpu_ns(tid),
 			      "runs", (json_int_t)__atomic_load_n(&v->stats.runs,
 							__ATOMIC_RELAXED),
 			      "pvm_syscalls", (json_int_t)__atomic_load_n(
 					&v->stats.pvm_syscalls, __ATOMIC_RELAXED),
-			      "exits", exits);
+			      "exits", exits, "kvm", ctl_vcpu_kvm_stats(v));
 		if (!o || json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			return NULL;
@@ -256,6 +275,25 @@ ctl_vm_stats(struct ctl_call *call, json_t **ret)
 			"unowned", "pio",
 			(json_int_t)bus_unowned_count(&m->vm->pio),
 			"mmio", (json_int_t)bus_unowned_count(&m->vm->mmio));
+	if (res && m->vsock) {
+		struct vsock_stats vs;
+
+		vsock_get_stats(m->vsock, &vs);
+		json_object_set_new(res, "vsock", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			"s:I}",
+			"conns", (json_int_t)vs.conns,
+			"guest_connects", (json_int_t)vs.guest_connects,
+			"host_connects", (json_int_t)vs.host_connects,
+			"refused", (json_int_t)vs.refused,
+			"rx_bytes", (json_int_t)vs.rx_bytes,
+			"tx_bytes", (json_int_t)vs.tx_bytes,
+			"rst_sent", (json_int_t)vs.rst_sent,
+			"cmd_timeouts", (json_int_t)vs.cmd_timeouts,
+			"connect_timeouts", (json_int_t)vs.connect_timeouts,
+			"shutdown_timeouts", (json_int_t)vs.shutdown_timeouts,
+			"tx_copied", (json_int_t)vs.tx_copied));
+	}
 	if (res && m->hub) {
 		struct conhub_stats hs;
 

@@ -75,7 +75,7 @@ usage(FILE *f)
 		"                     [,rx_bps=SIZE][,rx_pps=N][,tx_bps=SIZE][,tx_pps=N]\n"
 		"                     [,rx_bps_burst=SIZE][,rx_pps_burst=N]\n"
 		"                     [,tx_bps_burst=SIZE][,tx_pps_burst=N]]...\n"
-		"               [--vsock cid=N,uds=PATH]\n"
+		"               [--vsock cid=N,uds=PATH[,timeout=MS]]\n"
 		"               [--virtio-console stdio|file:PATH] [--no-rng] [--balloon]\n"
 		"               [--stats] [--classic-boot] [--no-pvm-cmdline]\n"
 		"               [--no-syscall-bridge] [-v]\n"
@@ -1127,13 +1127,18 @@ setup_nic(struct vmm *m, unsigned int index)
 	return r;
 }
 
-/* "cid=N,uds=PATH": the guest's CID and the host side's UNIX socket. */
+/*
+ * "cid=N,uds=PATH[,timeout=MS]": the guest's CID, the host side's UNIX
+ * socket, and how long a host process's command line or the guest's
+ * answer to a connect may take.
+ */
 static int
 setup_vsock(struct vmm *m)
 {
 	struct vsock_options o = { 0 };
 	char *buf = strdup(m->opt.vsock), *save = NULL, *tok, *end;
 	char err[256] = "";
+	unsigned long long ms;
 	int r = 0;
 
 	if (!buf)
@@ -1150,9 +1155,26 @@ setup_vsock(struct vmm *m)
 			}
 		} else if (strncmp(tok, "uds=", 4) == 0 && tok[4]) {
 			o.uds_path = tok + 4;
+		} else if (strncmp(tok, "timeout=", 8) == 0) {
+			/* strtoull alone would take " 5" and "-5". */
+			errno = 0;
+			ms = strtoull(tok + 8, &end, 10);
+			if (tok[8] < '0' || tok[8] > '9' || *end) {
+				log_err("--vsock: timeout '%s' is not a number "
+					"of milliseconds", tok + 8);
+				r = -EINVAL;
+			} else if (errno || ms == 0 || ms > VSOCK_TIMEOUT_MAX) {
+				log_err("--vsock: timeout %s ms: must be "
+					"between 1 and %u (an hour)", tok + 8,
+					VSOCK_TIMEOUT_MAX);
+				r = -EINVAL;
+			} else {
+				o.connect_timeout_ms = (unsigned int)ms;
+			}
 		} else {
 			log_err("--vsock '%s': unknown option '%s' (expected "
-				"cid=N,uds=PATH)", m->opt.vsock, tok);
+				"cid=N,uds=PATH[,timeout=MS])", m->opt.vsock,
+				tok);
 			r = -EINVAL;
 		}
 	}

@@ -395,6 +395,12 @@ bad "--vsock: no uds" kvm "vsock 'cid=3': needs both" \
 	--kernel "$GUEST" --vsock cid=3
 bad "--vsock: the host CID" kvm "vsock" \
 	--kernel "$GUEST" --vsock "cid=2,uds=$TMP/v.sock"
+bad "--vsock: a timeout that is not a number" kvm "vsock: timeout 'soon' is not a number" \
+	--kernel "$GUEST" --vsock "cid=3,uds=$TMP/v.sock,timeout=soon"
+bad "--vsock: a timeout of 0" kvm "vsock: timeout 0 ms: must be between 1" \
+	--kernel "$GUEST" --vsock "cid=3,uds=$TMP/v.sock,timeout=0"
+bad "--vsock: a timeout over an hour" kvm "vsock: timeout 3600001 ms: must be between" \
+	--kernel "$GUEST" --vsock "cid=3,uds=$TMP/v.sock,timeout=3600001"
 
 # Without a usable /dev/kvm, inside a private mount namespace (the host's
 # /dev/kvm stays untouched): exit 2, naming /dev/kvm.

@@ -66,7 +66,8 @@ done
 CTL=$TMP/ctl.sock CON=$TMP/con.sock
 "$VMMRUN" --kernel "$GUEST" --cmdline "testguest.action=echo" --name web1 \
 	--memory 64M --console none --console-socket "$CON,history=16K" \
-	--control "$CTL" --balloon >"$TMP/vm.out" 2>"$TMP/vm.err" &
+	--control "$CTL" --balloon --vsock "cid=3,uds=$TMP/vsock.sock,timeout=200" \
+	>"$TMP/vm.out" 2>"$TMP/vm.err" &
 vm=$!
 pids+=($vm)
 for _ in $(seq 100); do [ -S "$CTL" ] && [ -S "$CON" ] && break; sleep 0.1; done
@@ -88,6 +89,26 @@ rpc_expect "vm.info names the VM and its state" "$CTL" vm.info "" \
 	"r['result']['name']=='web1' and r['result']['state']=='running' and r['result']['vcpus']==1 and r['result']['memory']==64<<20 and r['result']['pid']==$vm"
 rpc_expect "vm.stats counts exits by reason per vCPU" "$CTL" vm.stats "" \
 	"r['result']['vcpus'][0]['exits']['io_in']>0 and r['result']['vcpus'][0]['cpu_ns']>0 and r['result']['memory']['rss_bytes']>0 and r['result']['console']['bytes']>0"
+if python3 -c 'import fcntl, os, sys
+sys.exit(0 if fcntl.ioctl(os.open("/dev/kvm", os.O_RDWR), 0xae03, 203) > 0 else 1)' 2>/dev/null; then
+	rpc_expect "vm.stats has KVM's own counters per vCPU (kvm.exits)" "$CTL" vm.stats "" \
+		"r['result']['vcpus'][0]['kvm']['exits']>0 and 'io_exits' in r['result']['vcpus'][0]['kvm']"
+else
+	skip "vm.stats kvm counters: this host's KVM lacks KVM_CAP_BINARY_STATS_FD (Linux < 5.14)"
+fi
+
+# A host client that never sends its CONNECT line is closed after the
+# vsock timeout (200 ms here); vm.stats counts it.
+if python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+t = time.monotonic(); d = s.recv(64); t = time.monotonic() - t
+sys.exit(0 if d == b"" and 0.1 < t < 3 else 1)' "$TMP/vsock.sock"; then
+	ok "a silent vsock host client is closed after timeout=200"
+else
+	not_ok "a silent vsock host client is closed after timeout=200"
+fi
+rpc_expect "vm.stats counts it (vsock.cmd_timeouts)" "$CTL" vm.stats "" \
+	"r['result']['vsock']['cmd_timeouts']==1 and r['result']['vsock']['conns']==0 and r['result']['vsock']['connect_timeouts']==0"
 
 # Pause: the guest stops echoing; resume: what was typed comes back.
 rpc_expect "vm.pause pauses" "$CTL" vm.pause "" "r['result']['state']=='paused'"

@@ -15,6 +15,10 @@
  * host socket cannot take kept in the transmit chain rather than copied,
  * within the per-connection and device limits, given back once written,
  * on a close and not after a reset.
+ * Then the timeouts, short ones: a host process that sends no command
+ * line, a REQUEST the guest does not answer, a SHUTDOWN it does not
+ * answer; the slots come back, late answers get RST, and answers in time
+ * (or the default timeouts) bring no timeout at all.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,7 +103,8 @@ struct fix {
 };
 
 static struct fix *
-fix_new(uint32_t dev_buf)
+fix_new_tmo(uint32_t dev_buf, unsigned int connect_ms,
+	    unsigned int shutdown_ms)
 {
 	struct fix *f = calloc(1, sizeof(*f));
 	struct vsock_options o = { 0 };
@@ -117,6 +122,8 @@ fix_new(uint32_t dev_buf)
 	o.uds_path = f->path;
 	o.buf_alloc = dev_buf;
 	o.max_conns = 8;
+	o.connect_timeout_ms = connect_ms;
+	o.shutdown_timeout_ms = shutdown_ms;
 	f->dev_buf = dev_buf;
 	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &f->vs),
 			 0);
@@ -131,6 +138,12 @@ fix_new(uint32_t dev_buf)
 	}
 	f->nr_tx_free = QSIZE;
 	return f;
+}
+
+static struct fix *
+fix_new(uint32_t dev_buf)
+{
+	return fix_new_tmo(dev_buf, 0, 0);
 }
 
 static int
@@ -544,6 +557,16 @@ test_identity(void **state)
 		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &v2),
 			 -ENAMETOOLONG);
+	o.uds_path = f->path;
+	o.connect_timeout_ms = VSOCK_TIMEOUT_MAX + 1;
+	err[0] = '\0';
+	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &v2),
+			 -EINVAL);
+	assert_non_null(strstr(err, "timeout"));
+	o.connect_timeout_ms = 0;
+	o.shutdown_timeout_ms = VSOCK_TIMEOUT_MAX + 1;
+	assert_int_equal(vsock_new(&f->m.mem, &o, err, sizeof(err), &v2),
+			 -EINVAL);
 }
 
 static void
@@ -1545,6 +1568,368 @@ test_keep_close_reset(void **state)
 	close(fd);
 }
 
+/* --- Timeouts ------------------------------------------------------- */
+
+#define T_CONNECT	300	/* ms, the device's in these tests */
+#define T_SHUTDOWN	200
+
+static int
+setup_tmo(void **state)
+{
+	*state = fix_new_tmo(DEV_BUF, T_CONNECT, T_SHUTDOWN);
+	return 0;
+}
+
+/* The device holds n connections, within TMO. */
+static void
+wait_conns(struct fix *f, uint64_t n)
+{
+	struct vsock_stats st;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		vsock_get_stats(f->vs, &st);
+		if (st.conns == n)
+			return;
+		assert_true(ms_since(&t0) < TMO);
+		usleep(1000);
+	}
+}
+
+/*
+ * The device closes fd (no byte before the end) and no sooner than ms
+ * after t0, which was before the device could start the wait.
+ */
+static void
+host_expect_closed_after(int fd, const struct timespec *t0, long ms)
+{
+	long e;
+
+	host_expect_closed(fd);
+	e = ms_since(t0);
+	if (e < ms - 1)
+		fail_msg("closed after %ld ms, expected %ld ms at least", e,
+			 ms);
+}
+
+/* No packet for the guest during ms. */
+static void
+g_expect_nothing(struct fix *f, int ms)
+{
+	if (g_recv(f, ms) == 1)
+		fail_msg("expected no packet for %d ms, got op %u %u -> %u", ms,
+			 le16toh(f->pk.h.op), le32toh(f->pk.h.src_port),
+			 le32toh(f->pk.h.dst_port));
+}
+
+/*
+ * Host processes that send no command line are closed after the
+ * timeout, freeing the slots they held (here all of them); one that
+ * sends its line in time, in two pieces, is not touched.
+ */
+static void
+test_cmd_timeout(void **state)
+{
+	struct fix *f = *state;
+	struct vsock_stats st;
+	struct timespec t0;
+	struct gconn c, c2;
+	int idle[7], fd, fd2, full;
+	bool exact;
+	unsigned int i;
+
+	bring_up(f);
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "CONN", 4), 4);
+	usleep(T_CONNECT * 1000 / 4);
+	assert_int_equal(write(fd, "ECT 60\n", 7), 7);
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	memset(&c, 0, sizeof(c));
+	host_connect_answer(f, &c, fd, 60, 65536);
+
+	/* Seven silent clients fill the table (max_conns 8). */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 7; i++)
+		idle[i] = host_dial(f);
+	wait_conns(f, 8);
+	/* The next one finds it full and is closed at once. */
+	full = host_dial(f);
+	host_expect_closed(full);
+	close(full);
+	/* Unless this took a timeout's length, which freed a slot for it. */
+	exact = ms_since(&t0) < T_CONNECT - 1;
+	for (i = 0; i < 7; i++) {
+		host_expect_closed_after(idle[i], &t0, T_CONNECT);
+		close(idle[i]);
+	}
+	wait_conns(f, 1);
+	vsock_get_stats(f->vs, &st);
+	if (exact)
+		assert_int_equal(st.cmd_timeouts, 7);
+	else
+		assert_true(st.cmd_timeouts >= 7);
+	assert_int_equal(st.connect_timeouts, 0);
+	assert_int_equal(st.shutdown_timeouts, 0);
+	assert_int_equal(st.rst_sent, 0);
+
+	/* The slots are back. */
+	fd2 = host_connect(f, &c2, 61, 65536);
+	/* And the first connection, set up long before, still carries. */
+	assert_int_equal(write(fd, "ping", 4), 4);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(f->pk.len, 4);
+	assert_memory_equal(f->pk.data, "ping", 4);
+	close(fd2);
+	g_expect(f, &c2, VIRTIO_VSOCK_OP_SHUTDOWN);
+	g_send(f, &c2, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	close(fd);
+	g_expect_host_close(f, &c, &st);
+	assert_int_equal(st.host_connects, 2);
+}
+
+/*
+ * A REQUEST the guest does not answer: the host process's socket closes
+ * without an OK line after the timeout, the guest gets RST for the pair,
+ * and a late RESPONSE is answered with RST. Connects work afterwards.
+ */
+static void
+test_connect_timeout(void **state)
+{
+	struct fix *f = *state;
+	struct gconn c = { .gport = 70, .buf_alloc = 65536 }, c2;
+	struct vsock_stats st;
+	struct timespec t0;
+	uint64_t rst;
+	char buf[8];
+	int fd;
+
+	bring_up(f);
+	fd = host_dial(f);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(write(fd, "CONNECT 70\n", 11), 11);
+	assert_int_equal(g_recv(f, TMO), 1);
+	c.hport = le32toh(f->pk.h.src_port);
+	assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_REQUEST);
+	/* The guest says nothing. */
+	host_expect_closed_after(fd, &t0, T_CONNECT);
+	close(fd);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.connect_timeouts, 1);
+	assert_int_equal(st.cmd_timeouts, 0);
+	assert_int_equal(st.host_connects, 0);
+	assert_int_equal(st.conns, 0);
+	rst = st.rst_sent;
+
+	/* Its RESPONSE comes late: the connection is unknown now. */
+	g_send(f, &c, VIRTIO_VSOCK_OP_RESPONSE, NULL, 0, 0);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	g_expect_nothing(f, 100);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.rst_sent, rst + 1);
+	assert_int_equal(st.conns, 0);
+
+	fd = host_connect(f, &c2, 71, 65536);
+	g_send(f, &c2, VIRTIO_VSOCK_OP_RW, "fine", 4, 0);
+	host_read_all(fd, buf, 4);
+	assert_memory_equal(buf, "fine", 4);
+	close(fd);
+	g_expect_host_close(f, &c2, &st);
+	assert_int_equal(st.connect_timeouts, 1);
+	assert_int_equal(st.host_connects, 1);
+}
+
+/*
+ * The timeouts run without a driver, and a REQUEST that never reached
+ * the guest (no receive buffers) times out without an RST: nothing
+ * about that pair is sent once buffers come.
+ */
+static void
+test_connect_timeout_undelivered(void **state)
+{
+	struct fix *f = *state;
+	struct vsock_stats st;
+	struct timespec t0;
+	unsigned int i;
+	int fd;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = host_dial(f);
+	host_expect_closed_after(fd, &t0, T_CONNECT);
+	close(fd);
+	/* The socket closes a moment before the counter drops. */
+	wait_conns(f, 0);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.cmd_timeouts, 1);
+
+	bring_up_rx(f, false);
+	fd = host_dial(f);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(write(fd, "CONNECT 72\n", 11), 11);
+	host_expect_closed_after(fd, &t0, T_CONNECT);
+	close(fd);
+	wait_conns(f, 0);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.connect_timeouts, 1);
+	assert_int_equal(st.rst_sent, 0);
+	for (i = 0; i < QSIZE; i++)
+		post_rx(f, (int)i);
+	vh_queue_kick(&f->d, RXQ);
+	g_expect_nothing(f, 100);
+}
+
+/*
+ * The host closes and the guest never answers the SHUTDOWN: after the
+ * timeout it gets RST and the connection is gone; its RST, late, is not
+ * answered. The same for a connection the guest made.
+ */
+static void
+test_shutdown_timeout(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1020);
+	struct vsock_stats st;
+	struct timespec t0;
+	struct gconn c;
+	char buf[4];
+	int fd;
+
+	bring_up(f);
+	fd = host_connect(f, &c, 80, 65536);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	close(fd);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	assert_int_equal(le32toh(f->pk.h.flags), VIRTIO_VSOCK_SHUTDOWN_RCV |
+			 VIRTIO_VSOCK_SHUTDOWN_SEND);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	assert_true(ms_since(&t0) >= T_SHUTDOWN - 1);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.shutdown_timeouts, 1);
+	assert_int_equal(st.conns, 0);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	g_expect_nothing(f, 100);
+
+	/* Guest to host, with bytes the guest sent that the host read. */
+	fd = guest_connect(f, &c, lfd, 1020, 6040, 65536);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RW, "bye", 3, 0);
+	host_read_all(fd, buf, 3);
+	assert_memory_equal(buf, "bye", 3);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	close(fd);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RST);
+	assert_true(ms_since(&t0) >= T_SHUTDOWN - 1);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.shutdown_timeouts, 2);
+	assert_int_equal(st.connect_timeouts, 0);
+	assert_int_equal(st.cmd_timeouts, 0);
+	assert_int_equal(st.conns, 0);
+}
+
+/*
+ * Waits answered in time leave nothing behind: no RST or close past
+ * their deadlines, and established connections have no timeout.
+ */
+static void
+test_timeout_answered(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1021);
+	struct gconn c, c2, c3;
+	struct vsock_stats st;
+	char buf[8];
+	int fd, fd2, fd3;
+
+	bring_up(f);
+	fd = host_connect(f, &c, 90, 65536);
+	fd2 = host_connect(f, &c2, 91, 65536);
+	fd3 = guest_connect(f, &c3, lfd, 1021, 6050, 65536);
+	/* A SHUTDOWN answered, with a little delay. */
+	close(fd);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN);
+	usleep(T_SHUTDOWN * 1000 / 4);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	/* A REQUEST answered, with a little delay. */
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "CONNECT 92\n", 11), 11);
+	assert_int_equal(g_recv(f, TMO), 1);
+	assert_int_equal(le16toh(f->pk.h.op), VIRTIO_VSOCK_OP_REQUEST);
+	usleep(T_CONNECT * 1000 / 4);
+	memset(&c, 0, sizeof(c));
+	host_connect_answer(f, &c, fd, 92, 65536);
+
+	/* Past every deadline: nothing comes, nothing closes. */
+	g_expect_nothing(f, 2 * T_CONNECT + 100);
+	tx_drain(f);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.cmd_timeouts, 0);
+	assert_int_equal(st.connect_timeouts, 0);
+	assert_int_equal(st.shutdown_timeouts, 0);
+	assert_int_equal(st.conns, 3);
+	assert_int_equal(st.host_connects, 3);
+
+	assert_int_equal(write(fd, "a", 1), 1);
+	g_expect(f, &c, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(write(fd2, "b", 1), 1);
+	g_expect(f, &c2, VIRTIO_VSOCK_OP_RW);
+	g_send(f, &c3, VIRTIO_VSOCK_OP_RW, "c", 1, 0);
+	host_read_all(fd3, buf, 1);
+	assert_int_equal(buf[0], 'c');
+	close(fd);
+	close(fd2);
+	close(fd3);
+}
+
+/* 0 in the options: the defaults, far beyond what this test waits. */
+static void
+test_timeout_defaults(void **state)
+{
+	struct fix *f = *state;
+	struct gconn c = { .gport = 95, .buf_alloc = 65536 }, c2, c3;
+	struct pollfd p[2];
+	struct vsock_stats st;
+	char line[64], want[64];
+	int idle, fd, fd3, n;
+
+	bring_up(f);
+	idle = host_dial(f);
+	fd = host_dial(f);
+	assert_int_equal(write(fd, "CONNECT 95\n", 11), 11);
+	assert_int_equal(g_recv(f, TMO), 1);
+	c.hport = le32toh(f->pk.h.src_port);
+	assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_REQUEST);
+	fd3 = host_connect(f, &c3, 96, 65536);
+	close(fd3);
+	g_expect(f, &c3, VIRTIO_VSOCK_OP_SHUTDOWN);
+
+	/* Nobody answers for a while. */
+	g_expect_nothing(f, 300);
+	p[0] = (struct pollfd){ .fd = idle, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(p, 2, 0), 0);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.cmd_timeouts + st.connect_timeouts +
+			 st.shutdown_timeouts, 0);
+	assert_int_equal(st.conns, 3);
+
+	/* Then everybody does, and all goes as usual. */
+	g_send(f, &c3, VIRTIO_VSOCK_OP_RST, NULL, 0, 0);
+	g_send(f, &c, VIRTIO_VSOCK_OP_RESPONSE, NULL, 0, 0);
+	n = snprintf(want, sizeof(want), "OK %u\n", c.hport);
+	memset(line, 0, sizeof(line));
+	host_read_all(fd, line, (size_t)n);
+	assert_string_equal(line, want);
+	assert_int_equal(write(idle, "CONNECT 97\n", 11), 11);
+	assert_int_equal(g_recv(f, TMO), 1);
+	memset(&c2, 0, sizeof(c2));
+	host_connect_answer(f, &c2, idle, 97, 65536);
+	wait_conns(f, 2);
+	close(idle);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -1569,6 +1954,14 @@ main(void)
 		TB(test_keep_total),
 		TB(test_keep_close_reset),
 #undef TB
+#define TT(fn) cmocka_unit_test_setup_teardown(fn, setup_tmo, teardown)
+		TT(test_cmd_timeout),
+		TT(test_connect_timeout),
+		TT(test_connect_timeout_undelivered),
+		TT(test_shutdown_timeout),
+		TT(test_timeout_answered),
+#undef TT
+		T(test_timeout_defaults),
 	};
 #undef T
 

@@ -19,8 +19,10 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/virtio_ids.h>
@@ -58,6 +60,9 @@ enum vsock_state {
 	VSC_ESTABLISHED,
 	VSC_CLOSING,		/* SHUTDOWN both sent, awaiting guest RST */
 };
+
+#define NSEC_PER_SEC	1000000000ull
+#define NSEC_PER_MSEC	1000000ull
 
 /* Control packets a connection still owes the guest. */
 #define CTRL_REQUEST	1u
@@ -100,6 +105,12 @@ struct vsock_conn {
 	bool on_ctrl;
 	struct vsock_conn *ready_next, *ready_prev;
 	bool on_ready;
+
+	/* The wait it is in (HOST_CMD, CONNECTING, CLOSING) ends then. */
+	uint64_t tmo_at;		/* CLOCK_MONOTONIC ns */
+	struct vsock_list *tmo_list;	/* which of v's, while on_tmo */
+	struct vsock_conn *tmo_next, *tmo_prev;
+	bool on_tmo;
 };
 
 struct vsock_list {
@@ -156,10 +167,25 @@ struct vsock {
 	unsigned int rst_head, rst_len;
 	struct vsock_list ctrl_list, ready_list;
 
+	/*
+	 * Connections waiting for a host command line or a guest RESPONSE
+	 * (one length: connect_ns), and for a guest RST (shutdown_ns). A
+	 * connection joins at the tail with now + the list's length, so
+	 * each list is in deadline order without sorting, and expiry looks
+	 * at the heads only. The timer is armed for timer_at (0: not
+	 * armed), never later than the earliest head; a head leaving early
+	 * leaves it armed and costs one empty wakeup.
+	 */
+	struct vsock_list connect_wait, shutdown_wait;
+	uint64_t connect_ns, shutdown_ns;
+	int timer_fd;
+	uint64_t timer_at;
+
 	/* Counters: atomics. */
 	uint64_t st_conns, st_guest_connects, st_host_connects, st_refused;
 	uint64_t st_rx_bytes, st_tx_bytes, st_rst_sent, st_rst_dropped;
 	uint64_t st_credit_updates, st_tx_copied;
+	uint64_t st_cmd_timeouts, st_connect_timeouts, st_shutdown_timeouts;
 };
 
 #define STAT_ADD(v, f, n) __atomic_add_fetch(&(v)->f, (n), __ATOMIC_RELAXED)
@@ -299,6 +325,53 @@ static void
 vsock_ctrl_del(struct vsock *v, struct vsock_conn *c)
 {
 	LIST_DEL(&v->ctrl_list, c, ctrl_next, ctrl_prev, on_ctrl);
+}
+
+static uint64_t
+vsock_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * NSEC_PER_SEC + (uint64_t)t.tv_nsec;
+}
+
+static void
+vsock_timer_arm(struct vsock *v, uint64_t at)
+{
+	struct itimerspec its = {
+		.it_value = {
+			.tv_sec = (time_t)(at / NSEC_PER_SEC),
+			.tv_nsec = (long)(at % NSEC_PER_SEC),
+		},
+	};
+
+	/* Absolute: a deadline already past fires at once. A valid time
+	 * on our own timerfd does not fail. */
+	(void)timerfd_settime(v->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+	v->timer_at = at;
+}
+
+static void
+vsock_tmo_del(struct vsock_conn *c)
+{
+	if (c->on_tmo)
+		LIST_DEL(c->tmo_list, c, tmo_next, tmo_prev, on_tmo);
+	c->tmo_list = NULL;
+}
+
+/* c starts a wait of list l's length (ns), or starts it afresh. */
+static void
+vsock_tmo_start(struct vsock *v, struct vsock_conn *c, struct vsock_list *l,
+		uint64_t ns)
+{
+	vsock_tmo_del(c);
+	c->tmo_at = vsock_now() + ns;
+	c->tmo_list = l;
+	LIST_ADD(l, c, tmo_next, tmo_prev, on_tmo);
+	/* Only a list that was empty can have the earliest deadline now. */
+	if (!v->timer_at || c->tmo_at < v->timer_at)
+		vsock_timer_arm(v, c->tmo_at);
 }
 
 static void
@@ -449,6 +522,7 @@ vsock_conn_free(struct vsock *v, struct vsock_conn *c)
 	vsock_hash_remove(v, c);
 	vsock_ctrl_del(v, c);
 	vsock_ready_del(v, c);
+	vsock_tmo_del(c);
 	/* close() drops it from the epoll set too. */
 	close(c->fd);
 	free(c->buf);
@@ -663,6 +737,7 @@ vsock_host_eof(struct vsock *v, struct vsock_conn *c, bool hup)
 		c->shut_flags = VIRTIO_VSOCK_SHUTDOWN_RCV |
 				VIRTIO_VSOCK_SHUTDOWN_SEND;
 		c->state = VSC_CLOSING;
+		vsock_tmo_start(v, c, &v->shutdown_wait, v->shutdown_ns);
 	} else {
 		c->shut_flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
 	}
@@ -1091,6 +1166,7 @@ vsock_host_ok(struct vsock *v, struct vsock_conn *c)
 		return;
 	}
 	c->state = VSC_ESTABLISHED;
+	vsock_tmo_del(c);
 	STAT_ADD(v, st_host_connects, 1);
 	vsock_update_ready(v, c);
 }
@@ -1340,6 +1416,8 @@ vsock_host_cmd(struct vsock *v, struct vsock_conn *c)
 	c->peer_buf_alloc = 0;	/* no credit until the guest's RESPONSE */
 	vsock_hash_insert(v, c);
 	c->state = VSC_CONNECTING;
+	/* The host process's wait is over; the guest's starts. */
+	vsock_tmo_start(v, c, &v->connect_wait, v->connect_ns);
 	vsock_ctrl_add(v, c, CTRL_REQUEST);
 	return;
 bad:
@@ -1365,6 +1443,7 @@ vsock_accept(struct vsock *v)
 			close(fd);	/* table full: the host sees EOF */
 			continue;
 		}
+		vsock_tmo_start(v, c, &v->connect_wait, v->connect_ns);
 		vsock_host_cmd(v, c);
 	}
 }
@@ -1431,6 +1510,61 @@ vsock_ep_event(struct virtio_device *vdev, int fd, uint32_t events,
 	}
 	vsock_rx_run(v);
 	/* Kept transmit chains that closed connections gave back. */
+	vsock_tx_signal(v);
+}
+
+/* Connection c's wait ran out: close it as its state says. */
+static void
+vsock_conn_expire(struct vsock *v, struct vsock_conn *c)
+{
+	if (c->state == VSC_HOST_CMD)
+		STAT_ADD(v, st_cmd_timeouts, 1);
+	else if (c->state == VSC_CONNECTING)
+		STAT_ADD(v, st_connect_timeouts, 1);
+	else
+		STAT_ADD(v, st_shutdown_timeouts, 1);
+	/*
+	 * The host socket closes without a reply; the guest gets RST for
+	 * a REQUEST it was sent (its late RESPONSE then finds nothing and
+	 * is answered RST too) and after a SHUTDOWN, not for a command
+	 * line or a REQUEST it never saw (vsock_conn_reset).
+	 */
+	vsock_conn_reset(v, c);
+}
+
+/*
+ * The timer: close the connections whose wait is over, the heads of the
+ * lists in deadline order, then arm for the earliest left. Works whether
+ * or not the driver is up: a local client must not keep a slot because
+ * the guest has no driver.
+ */
+static void
+vsock_on_timer(struct virtio_device *vdev, int fd, uint32_t events,
+	       void *arg)
+{
+	struct vsock *v = arg;
+	struct vsock_list *lists[] = { &v->connect_wait, &v->shutdown_wait };
+	struct vsock_conn *c;
+	uint64_t now, next = 0, expirations;
+	unsigned int i;
+
+	(void)vdev;
+	(void)events;
+	/* EAGAIN is fine (nothing expired yet): the lists say what is due. */
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		return;
+	v->timer_at = 0;
+	now = vsock_now();
+	for (i = 0; i < 2; i++) {
+		while ((c = lists[i]->head) && c->tmo_at <= now)
+			vsock_conn_expire(v, c);
+		if (c && (!next || c->tmo_at < next))
+			next = c->tmo_at;
+	}
+	if (next)
+		vsock_timer_arm(v, next);
+	/* The RSTs queued, and kept transmit chains given back. */
+	vsock_rx_run(v);
 	vsock_tx_signal(v);
 }
 
@@ -1555,6 +1689,14 @@ vsock_new(const struct guest_mem *mem, const struct vsock_options *o,
 			  "out of range");
 		return -EINVAL;
 	}
+	if (o->connect_timeout_ms > VSOCK_TIMEOUT_MAX ||
+	    o->shutdown_timeout_ms > VSOCK_TIMEOUT_MAX) {
+		vsock_err(err, errlen, "vsock: timeout of %u ms beyond the "
+			  "limit of %u ms", o->connect_timeout_ms >
+			  VSOCK_TIMEOUT_MAX ? o->connect_timeout_ms :
+			  o->shutdown_timeout_ms, VSOCK_TIMEOUT_MAX);
+		return -EINVAL;
+	}
 	/* "<path>_4294967295" must fit in sun_path with its NUL. */
 	if (strlen(o->uds_path) + 11 >= sizeof(((struct sockaddr_un *)0)
 						->sun_path)) {
@@ -1565,8 +1707,12 @@ vsock_new(const struct guest_mem *mem, const struct vsock_options *o,
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	v->listen_fd = v->ep_fd = -1;
+	v->listen_fd = v->ep_fd = v->timer_fd = -1;
 	v->guest_cid = o->guest_cid;
+	v->connect_ns = (o->connect_timeout_ms ? o->connect_timeout_ms :
+			 VSOCK_CONNECT_TIMEOUT_DEFAULT) * NSEC_PER_MSEC;
+	v->shutdown_ns = (o->shutdown_timeout_ms ? o->shutdown_timeout_ms :
+			  VSOCK_SHUTDOWN_TIMEOUT_DEFAULT) * NSEC_PER_MSEC;
 	v->max_conns = o->max_conns ? o->max_conns : VSOCK_MAX_CONNS_DEFAULT;
 	v->buf_alloc = o->buf_alloc ? o->buf_alloc : VSOCK_BUF_ALLOC_DEFAULT;
 	v->next_port = VSOCK_HOST_PORT_BASE;
@@ -1586,7 +1732,9 @@ vsock_new(const struct guest_mem *mem, const struct vsock_options *o,
 		v->held[i].next = i + 1 < VSOCK_HOLD_TOTAL ? (int)i + 1 : -1;
 	v->held_free = 0;
 	v->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (v->ep_fd < 0) {
+	v->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+				     TFD_NONBLOCK | TFD_CLOEXEC);
+	if (v->ep_fd < 0 || v->timer_fd < 0) {
 		e = -errno;
 		goto fail;
 	}
@@ -1613,6 +1761,9 @@ vsock_new(const struct guest_mem *mem, const struct vsock_options *o,
 		goto fail;
 	e = virtio_device_watch_fd(&v->vdev, v->ep_fd, EPOLLIN, vsock_ep_event,
 				   v);
+	if (e == 0)
+		e = virtio_device_watch_fd(&v->vdev, v->timer_fd, EPOLLIN,
+					   vsock_on_timer, v);
 	if (e < 0)
 		goto fail;
 	*ret = v;
@@ -1648,6 +1799,8 @@ vsock_free(struct vsock *v)
 	}
 	if (v->ep_fd >= 0)
 		close(v->ep_fd);
+	if (v->timer_fd >= 0)
+		close(v->timer_fd);
 	free(v->conns);
 	free(v->hash);
 	free(v->path);
@@ -1668,5 +1821,8 @@ vsock_get_stats(struct vsock *v, struct vsock_stats *ret)
 	ret->rst_dropped = LD(st_rst_dropped);
 	ret->credit_updates = LD(st_credit_updates);
 	ret->tx_copied = LD(st_tx_copied);
+	ret->cmd_timeouts = LD(st_cmd_timeouts);
+	ret->connect_timeouts = LD(st_connect_timeouts);
+	ret->shutdown_timeouts = LD(st_shutdown_timeouts);
 #undef LD
 }

@@ -16,6 +16,14 @@
  *    guest, and once the guest answers RESPONSE writes "OK <H>\n" to the
  *    host process; from then on the socket carries the stream. A guest
  *    RST, or a bad command line, closes the host socket without a reply.
+ *  - Both waits end: a host process that has not sent its command line
+ *    connect_timeout_ms after the device accepted it is closed as for a
+ *    bad one (it held a slot of max_conns); a REQUEST the guest has not
+ *    answered connect_timeout_ms after the command line came (counted
+ *    afresh: one wait is the host process's, the other the guest's)
+ *    closes the host socket without a reply and, when the REQUEST did
+ *    reach the guest, sends RST for the pair, so that a late RESPONSE
+ *    finds no connection and is answered with RST as any unknown one.
  *
  * Flow control (virtio 1.x 5.10.6.3). Each connection advertises
  * buf_alloc bytes: what the guest sent and the host socket did not take
@@ -47,8 +55,17 @@
  * are written); with both flags the device closes it once flushed and
  * answers RST. A host socket closed for good gives the guest SHUTDOWN
  * with both flags (the guest answers RST); one shut for writing only gives
- * SHUTDOWN SEND; a write error gives RST. Device reset closes every
+ * SHUTDOWN SEND; a write error gives RST. A guest that has not sent its
+ * RST shutdown_timeout_ms after that SHUTDOWN was queued gets one from
+ * the device, and the connection (its slot and buffer) is freed: nothing
+ * is lost by it, as both directions were over. Device reset closes every
  * connection.
+ *
+ * Timeouts cost nothing on the data path: a connection in one of the
+ * three waits is on one of two lists (command line and REQUEST share a
+ * length, SHUTDOWN has its own), each in deadline order since every
+ * deadline on it is now + the same length; one timerfd on the I/O thread
+ * is armed for the earliest head.
  *
  * Errors. Buffers that break the driver rules (a device-readable receive
  * buffer or one shorter than a header, a device-writable transmit buffer,
@@ -67,7 +84,8 @@
  * Threads: everything runs on the device's I/O thread; the connection
  * sockets sit in one epoll set the I/O thread watches, each only for what
  * the device waits for: readable once a read found it empty, writable
- * while guest payload waits for room, hang-ups always.
+ * while guest payload waits for room, hang-ups always. The timeouts'
+ * timerfd is watched beside it.
  */
 #ifndef VMM_VIRTIO_VSOCK_H
 #define VMM_VIRTIO_VSOCK_H
@@ -97,11 +115,35 @@
 #define VSOCK_BUF_ALLOC_DEFAULT	(256u << 10)
 #define VSOCK_BUF_ALLOC_MAX	(64u << 20)
 
+/*
+ * Timeouts, in ms. A host process writes its command line right after
+ * connect(), and a guest kernel answers a REQUEST from its receive work
+ * without waiting for any application: both take microseconds on real
+ * hardware. But on a PVM host guest kernel code runs ~4000x slower, so a
+ * busy guest's answer can take tens of ms to seconds; 10 s is far beyond
+ * that and still short enough that slots held by stuck clients come back
+ * and a host process is not left waiting with no answer at all. A host
+ * process that wants to give up sooner has its own timeout. The
+ * SHUTDOWN wait is shorter: the RST that ends it loses the guest nothing
+ * (a Linux guest keeps what it received for its application, which may
+ * be why it has not answered yet; what it sends has nowhere to go), so
+ * it only has to outlast a busy guest's receive work, while it bounds
+ * how long a silent guest keeps a slot and up to buf_alloc bytes.
+ */
+#define VSOCK_CONNECT_TIMEOUT_DEFAULT	10000
+#define VSOCK_SHUTDOWN_TIMEOUT_DEFAULT	5000
+#define VSOCK_TIMEOUT_MAX		3600000u	/* an hour */
+
 struct vsock_options {
 	uint64_t guest_cid;	/* 3 .. 0xfffffffe */
 	const char *uds_path;	/* listening socket; "<path>_<port>" too */
 	unsigned int max_conns;	/* 0: VSOCK_MAX_CONNS_DEFAULT */
 	uint32_t buf_alloc;	/* per connection; 0: the default */
+	/* Host command line, and guest answer to a REQUEST; ms, 1 ..
+	 * VSOCK_TIMEOUT_MAX, 0: VSOCK_CONNECT_TIMEOUT_DEFAULT. */
+	unsigned int connect_timeout_ms;
+	/* Guest RST after our SHUTDOWN; 0: the default. */
+	unsigned int shutdown_timeout_ms;
 };
 
 struct vsock;
@@ -111,7 +153,7 @@ struct vsock;
  * its I/O thread running and uds_path listening. An existing socket file
  * at uds_path that nobody listens on (left by a dead process) is
  * replaced; anything else there is -EADDRINUSE. Returns 0 with *ret set,
- * or a negative errno (-EINVAL: a bad cid, path, or limit;
+ * or a negative errno (-EINVAL: a bad cid, path, limit or timeout;
  * -ENAMETOOLONG: uds_path too long for "<path>_<port>"; socket, bind,
  * epoll and virtio_device_init errors), with err (errlen bytes, may be
  * NULL) holding a one-line message.
@@ -141,6 +183,10 @@ struct vsock_stats {
 	uint64_t credit_updates;	/* CREDIT_UPDATEs sent */
 	uint64_t tx_copied;		/* payload copied: socket full and
 					 * the chain could not be kept */
+	/* Connections closed by a timeout, by the wait they were in. */
+	uint64_t cmd_timeouts;		/* no command line from the host */
+	uint64_t connect_timeouts;	/* no RESPONSE (or RST) from guest */
+	uint64_t shutdown_timeouts;	/* no RST after our SHUTDOWN */
 };
 
 /* A snapshot of the counters. Any thread. */
