@@ -5,6 +5,9 @@
 #   samples its memory beyond guest RAM.
 # exits_vmm / exits_bare: port-I/O exits through vmm-core, and through a
 #   bare raw-ioctl KVM_RUN loop, on the same guest (outloop.bin).
+# emu_floor: what one guest kernel instruction costs on this host (raw
+#   ioctls; emulated on a PVM host), beside vmm-run's cost per emulated
+#   instruction on the way to the Debian kernel's first line.
 # blk_bench: virtio-blk (4 KiB random reads at QD32, 1 MiB sequential) beside
 #   a bare io_uring loop on the same O_DIRECT file.
 # net_bench: virtio-net (64 B, 1514 B, 64 KiB TSO frames each way) beside a
@@ -26,13 +29,17 @@ BENCH_OBJCOPY ?= objcopy
 BENCH_BINS := $(BENCH_DIR)/firstline $(BENCH_DIR)/exits_bare \
 	$(BENCH_DIR)/exits_vmm $(BENCH_DIR)/outloop.bin $(BENCH_DIR)/blk_bench \
 	$(BENCH_DIR)/net_bench $(BENCH_DIR)/vsock_bench $(BENCH_DIR)/rpc_bench \
-	$(BENCH_DIR)/noisy_bench
+	$(BENCH_DIR)/noisy_bench $(BENCH_DIR)/emu_floor
 
 $(BENCH_DIR)/firstline: $(OBJ)/bench/firstline.o
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^
 
 $(BENCH_DIR)/exits_bare: $(OBJ)/bench/exits_bare.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^
+
+$(BENCH_DIR)/emu_floor: $(OBJ)/bench/emu_floor.o
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(HARDEN_LD) $(LDFLAGS) -o $@ $^
 

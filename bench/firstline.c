@@ -7,7 +7,7 @@
  * the guest RAM mapping left out. Then kill the VMM.
  *
  * usage: firstline [-p PATTERN] [-t SECONDS] [-o LOG] [-e ERRLOG]
- *                  [-m SECONDS] [-x PATH_PART | -X BYTES] [-s SMAPS]
+ *                  [-m SECONDS] [-x PATH_PART | -X BYTES] [-s SMAPS] [-k]
  *                  -- CMD [ARG...]
  *   -p  what to wait for (default: the first byte)
  *   -t  give up after this long (default 60)
@@ -17,6 +17,8 @@
  *   -x  guest RAM is every mapping whose path contains PATH_PART
  *   -X  guest RAM is the one anonymous mapping of exactly BYTES
  *   -s  where to save the smaps text of the sample reported
+ *   -k  end CMD with SIGTERM (SIGKILL after 10 s), so that it can say
+ *       what it says when stopped (vmm-run --stats); default SIGKILL
  *
  * Prints one line of key=value pairs on stdout:
  *   status=ok first_ms=...            the pattern came
@@ -47,6 +49,7 @@
 
 #define FIRSTLINE_PATTERN_MAX	256
 #define FIRSTLINE_SAMPLE_NS	250000000ULL
+#define FIRSTLINE_TERM_NS	10000000000ULL
 
 struct firstline_opts {
 	const char *pattern;
@@ -57,6 +60,7 @@ struct firstline_opts {
 	const char *ram_path_part;
 	unsigned long long ram_bytes;
 	const char *smaps_path;
+	bool term;		/* -k: end CMD with SIGTERM, not SIGKILL */
 };
 
 /* What the child leaves for the parent: the time of its exec, or errno. */
@@ -98,7 +102,7 @@ firstline_usage(void)
 	fprintf(stderr,
 		"usage: firstline [-p PATTERN] [-t SECONDS] [-o LOG] [-e ERRLOG]\n"
 		"                 [-m SECONDS] [-x PATH_PART | -X BYTES] "
-		"[-s SMAPS]\n"
+		"[-s SMAPS] [-k]\n"
 		"                 -- CMD [ARG...]\n");
 }
 
@@ -263,6 +267,27 @@ firstline_kill(pid_t pid)
 		;
 }
 
+/*
+ * -k: SIGTERM, so that the VMM ends the way its user would end it and
+ * prints what it prints then (vmm-run --stats: KVM's counters, read at
+ * the line). SIGKILL if it is not gone within FIRSTLINE_TERM_NS.
+ */
+static void
+firstline_term(pid_t pid)
+{
+	uint64_t end = firstline_now_ns() + FIRSTLINE_TERM_NS;
+
+	kill(pid, SIGTERM);
+	while (firstline_now_ns() < end) {
+		pid_t r = waitpid(pid, NULL, WNOHANG);
+
+		if (r == pid || (r < 0 && errno != EINTR))
+			return;
+		usleep(20000);
+	}
+	firstline_kill(pid);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -277,7 +302,7 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	pid_t pid;
 
-	while ((c = getopt(argc, argv, "+p:t:o:e:m:x:X:s:")) != -1) {
+	while ((c = getopt(argc, argv, "+p:t:o:e:m:x:X:s:k")) != -1) {
 		switch (c) {
 		case 'p': o.pattern = optarg; break;
 		case 't': o.timeout_s = atof(optarg); break;
@@ -287,6 +312,7 @@ main(int argc, char **argv)
 		case 'x': o.ram_path_part = optarg; break;
 		case 'X': o.ram_bytes = strtoull(optarg, NULL, 0); break;
 		case 's': o.smaps_path = optarg; break;
+		case 'k': o.term = true; break;
 		default: firstline_usage(); return 2;
 		}
 	}
@@ -461,7 +487,9 @@ main(int argc, char **argv)
 			close(fd);
 	}
 	free(mem.smaps);
-	if (pid > 0)
+	if (pid > 0 && o.term)
+		firstline_term(pid);
+	else if (pid > 0)
 		firstline_kill(pid);
 	if (log_fd >= 0)
 		close(log_fd);

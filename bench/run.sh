@@ -244,6 +244,7 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 # What each benchmark needs: net and vsock run without KVM.
 need=()
 if want startup || want linux; then need+=("$VMMRUN" "$FIRSTLINE"); fi
+if want linux; then need+=("$BB/emu_floor"); fi
 if want exits; then need+=("$BB/exits_bare" "$BB/exits_vmm" "$OUTLOOP"); fi
 if want blk; then need+=("$BB/blk_bench"); fi
 if want net; then need+=("$BB/net_bench"); fi
@@ -310,6 +311,66 @@ if want startup; then
 fi
 
 # --- 2 + 3. exec -> "Linux version", memory beyond guest RAM ---------------
+
+# Where the time to the first line goes on a host that emulates guest
+# kernel code (PVM): one more vmm-run boot to the line, ended with SIGTERM
+# so that --stats prints KVM's insn_emulation for it, gives vmm-run's cost
+# per emulated instruction; emu_floor gives the host's own for a loop run
+# with raw ioctls (no VMM work at all). Equal costs mean vmm-run's time is
+# the kernel's own instructions at the host's price: nothing of the VMM's.
+# On a host with hardware virtualization the kernel runs natively and the
+# count is about zero: reported as such.
+linux_emulation() {
+	local line t n f kind ns emu
+	say "   emulated instructions (KVM's insn_emulation) and their cost:"
+	run_waited "$LOGS/linux-emul.result" "$FIRSTLINE" -k \
+		-p "$LINUX_PATTERN" -t "$VMM_TIMEOUT" \
+		-o "$LOGS/linux-emul.console" -e "$LOGS/linux-emul.err" -- \
+		"$VMMRUN" --kernel "$KERNEL" --cmdline "$LINUX_CMDLINE" \
+		--cpus 1 --memory "${LINUX_MEM_MIB}M" --console stdio --stats
+	line=$(cat "$LOGS/linux-emul.result")
+	n=$(grep -o 'insn_emulation=[0-9]*' "$LOGS/linux-emul.err" |
+		head -n 1 | cut -d= -f2)
+	if [ "$(field status "$line")" != ok ] || [ -z "$n" ]; then
+		say "   vmm-run: no count (${line:-no result}; KVM binary stats" \
+			"missing?) - see $LOGS/linux-emul.err"
+	else
+		t=$(field first_ms "$line")
+		R[linux.vmm.emulated]=$n
+		R[linux.vmm.emul_run_ms]=$t
+		if [ "$n" -gt 0 ]; then
+			R[linux.vmm.ns_per_emulated]=$(calc "$t * 1000000 / $n")
+			say "   vmm-run: $n instructions emulated to the line in" \
+				"$(fmt "$t" '%.0f') ms: $(fmt \
+				"${R[linux.vmm.ns_per_emulated]}" '%.0f') ns each" \
+				"(all of vmm-run's time counted)"
+		else
+			say "   vmm-run: no instruction emulated (hardware" \
+				"virtualization: the kernel runs natively)"
+		fi
+	fi
+	run_waited "$LOGS/emu-floor.result" "$BB/emu_floor" -r 3 \
+		2>"$LOGS/emu-floor.err"
+	if ! grep -q '^kind=' "$LOGS/emu-floor.result"; then
+		say "   emu_floor failed: $(head -c 300 "$LOGS/emu-floor.err")"
+		return
+	fi
+	while read -r f; do
+		kind=$(field kind "$f")
+		ns=$(field ns_per_insn "$f")
+		emu=$(field emulated "$f")
+		R[floor.$kind.ns_per_insn]=$ns
+		R[floor.$kind.emulated]=$emu
+		say "   bare KVM loop ($kind, $(field insns "$f") instructions," \
+			"$emu emulated): $(fmt "$ns" '%.1f') ns each"
+	done <"$LOGS/emu-floor.result"
+	if [ -n "${R[linux.vmm.ns_per_emulated]:-}" ] &&
+	   [ -n "${R[floor.call.ns_per_insn]:-}" ]; then
+		R[linux.vmm.vs_floor]=$(calc "${R[linux.vmm.ns_per_emulated]} / ${R[floor.call.ns_per_insn]}")
+		say "   vmm-run per emulated instruction / bare loop (call):" \
+			"$(fmt "${R[linux.vmm.vs_floor]}" '%.2f')"
+	fi
+}
 
 linux_vmm=() mem_vmm_rss=() mem_vmm_pss=() mem_vmm_ram=()
 linux_qemu=() mem_qemu_rss=() mem_qemu_pss=() mem_qemu_ram=()
@@ -426,6 +487,7 @@ if want linux; then
 				fail_measure "linux: QEMU did not run (see $LOGS/linux-qemu-*.err)"
 			fi
 		fi
+		linux_emulation
 	fi
 fi
 
@@ -536,6 +598,14 @@ if want linux; then
 	R[linux.result]=$result
 	row "exec -> \"Linux version\" (bzImage)" "$vm" "$qm" "$ratio" \
 		"<= $LINUX_RATIO_TARGET x" "$result"
+	# Informational: vmm-run's cost per emulated instruction beside the
+	# host's own (the bare loop), see linux_emulation().
+	if [ -n "${R[linux.vmm.vs_floor]:-}" ]; then
+		row "  ns per emulated insn (vs bare loop)" \
+			"$(fmt "${R[linux.vmm.ns_per_emulated]}" '%.0f ns')" \
+			"$(fmt "${R[floor.call.ns_per_insn]}" '%.0f ns (bare)')" \
+			"$(fmt "${R[linux.vmm.vs_floor]}" '%.2f')" "-" "-"
+	fi
 
 	R[mem.target_kib_max]=$MEM_TARGET_KIB
 	vr="FAILED" vp="FAILED" qr="-" qp="-" rr="" rp="" result="-"
