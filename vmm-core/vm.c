@@ -306,8 +306,12 @@ vm_new(const struct vm_config *cfg, struct vm **ret, char *err, size_t errlen)
 	}
 	for (i = 0; i < cfg->nr_vcpus; i++) {
 		r = vcpu_init(vm, &vm->vcpus[i], i, err, errlen);
-		if (r < 0)
+		if (r < 0) {
+			/* vm_free() frees only the vCPUs made whole: this
+			 * one's fd and kvm_run mapping go here. */
+			vcpu_destroy(&vm->vcpus[i]);
 			goto fail;
+		}
 		vm->nr_vcpus++;
 	}
 	*ret = vm;
