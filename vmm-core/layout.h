@@ -61,4 +61,26 @@
 #define IRQ_ACPI_SCI		9
 #define IRQ_I8042_KBD		1
 
+/*
+ * PCI INTx wiring of the board: pin P (INTA# = 0 .. INTD# = 3) of the
+ * function in slot S drives IOAPIC input
+ *	IRQ_PCI_INTX_BASE + (S + P) % IRQ_PCI_NR_INTX.
+ * GSIs 16-23 are the IOAPIC inputs above the ISA range, which nothing else
+ * uses (the ISA devices, the PIT's override to 2 and the SCI on 9 are all
+ * below 16); a GSI there is level-triggered and active-low, as ACPI says of
+ * a _PRT entry that names a GSI directly. Using all eight rather than the
+ * classic four lets eight devices each have their own line before any two
+ * share one. The DSDT's _PRT (x86/acpi.c) and the lines vmm-run wires each
+ * virtio-pci function to both come from here, so they cannot disagree.
+ */
+#define IRQ_PCI_INTX_BASE	16
+#define IRQ_PCI_NR_INTX		8
+#define IRQ_PCI_NR_PINS		4	/* INTA# .. INTD# */
+
+static inline unsigned int
+layout_pci_intx_gsi(unsigned int slot, unsigned int pin)
+{
+	return IRQ_PCI_INTX_BASE + (slot + pin) % IRQ_PCI_NR_INTX;
+}
+
 #endif

@@ -859,18 +859,52 @@ setup_devices(struct vmm *m)
 	return 0;
 }
 
-/* Put a virtio device on the PCI bus behind a modern virtio-pci function. */
+/*
+ * Put a virtio device on the PCI bus behind a modern virtio-pci function,
+ * in the lowest free slot, with an expansion ROM (copied) or none. Its
+ * INTA# drives the GSI layout_pci_intx_gsi() gives that slot, the one the
+ * DSDT's _PRT names: the transport takes its sink when it is created, so
+ * the slot is chosen first (devices are added by this thread only).
+ */
+static int
+attach_virtio_rom(struct vmm *m, struct virtio_device *vdev, const char *what,
+		  const void *rom, size_t rom_size)
+{
+	struct virtio_pci_config pc = { .rom = rom, .rom_size = rom_size };
+	struct virtio_pci_sink sink;
+	struct pci_device *pd;
+	struct virtio_pci *vp;
+	unsigned int gsi = 0;
+	int r;
+
+	r = pci_host_free_slot(m->pci);
+	if (r >= 0) {
+		gsi = layout_pci_intx_gsi((unsigned int)r, 0);
+		irq_router_sink(m->router, gsi, &sink);
+		pc.slot = r;
+		pc.sink = &sink;
+		r = virtio_pci_new(m->pci, vdev, &pc, &vp);
+	}
+	if (r < 0) {
+		log_err("%s: attaching to PCI: %s", what, strerror(-r));
+		return r;
+	}
+	/*
+	 * What firmware would have written: the line the pin is routed to.
+	 * Linux takes the routing from _PRT; the guest may overwrite it.
+	 */
+	pd = virtio_pci_device(vp);
+	pthread_mutex_lock(&pd->lock);
+	if (pci_cfg_get8(pd, PCI_INTERRUPT_PIN))
+		pci_cfg_set8(pd, PCI_INTERRUPT_LINE, (uint8_t)gsi);
+	pthread_mutex_unlock(&pd->lock);
+	return 0;
+}
+
 static int
 attach_virtio(struct vmm *m, struct virtio_device *vdev, const char *what)
 {
-	struct virtio_pci_config pc = { .slot = -1, .sink = &m->sink };
-	struct virtio_pci *vp;
-	int r;
-
-	r = virtio_pci_new(m->pci, vdev, &pc, &vp);
-	if (r < 0)
-		log_err("%s: attaching to PCI: %s", what, strerror(-r));
-	return r;
+	return attach_virtio_rom(m, vdev, what, NULL, 0);
 }
 
 /*
@@ -1109,20 +1143,10 @@ setup_nic(struct vmm *m, unsigned int index)
 			log_err("--net: %s", err);
 	}
 	free(buf);
-	if (r == 0) {
-		/* The transport copies the ROM into its ROM BAR. */
-		struct virtio_pci_config pc = {
-			.slot = -1, .sink = &m->sink,
-			.rom = rom, .rom_size = rom_len,
-		};
-		struct virtio_pci *vp;
-
-		r = virtio_pci_new(m->pci, net_virtio(m->nics[index]), &pc,
-				   &vp);
-		if (r < 0)
-			log_err("virtio-net: attaching to PCI: %s",
-				strerror(-r));
-	}
+	/* The transport copies the ROM into its ROM BAR. */
+	if (r == 0)
+		r = attach_virtio_rom(m, net_virtio(m->nics[index]),
+				      "virtio-net", rom, rom_len);
 	free(rom);
 	return r;
 }
@@ -1205,7 +1229,6 @@ setup_virtio(struct vmm *m)
 		log_err("interrupt routing for virtio: %s", strerror(errno));
 		return -errno;
 	}
-	irq_router_sink(m->router, 0, &m->sink);
 	if (!m->opt.no_rng) {
 		r = rng_new(&vm->mem, &m->rng);
 		if (r < 0) {

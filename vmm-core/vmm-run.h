@@ -66,7 +66,6 @@ struct vmm {
 	struct acpi_pm *pm;
 	struct firmware *fw;
 	struct irq_router *router;
-	struct virtio_pci_sink sink;
 	struct vcon *vcon;
 	struct rng *rng;
 	struct balloon *balloon;

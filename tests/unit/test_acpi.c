@@ -3,8 +3,10 @@
  * ACPI tables: built into real guest memory, then read back the way a
  * guest would: from the RSDP through the XSDT and the FADT, checksums,
  * lengths and pointers checked; the MADT's entries counted; the DSDT's AML
- * walked by a small independent parser. When iasl is installed, the tables
- * are also disassembled by it and the DSDT recompiled to the same bytes.
+ * walked by a small independent parser, its PCI routing table (_PRT)
+ * entry by entry against layout.h's INTx mapping. When iasl is installed,
+ * the tables are also disassembled by it and the DSDT recompiled to the
+ * same bytes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -704,6 +706,75 @@ check_io(const struct rdesc *d, uint16_t base, uint8_t len)
 	assert_int_equal(d->body[6], len);
 }
 
+/*
+ * \_SB.PCI0._PRT: one Package(4){ Address, Pin, Source, SourceIndex } per
+ * pin of every slot 1-31, in order, each naming the GSI of the shared
+ * mapping directly (Source 0).
+ */
+static void
+check_prt(const struct acpi_header *dsdt, const struct aml_parse *ps)
+{
+	/* (slot, pin, GSI) spelled out, in case the mapping drifts. */
+	static const unsigned int spot[][3] = {
+		{ 1, 0, 17 }, { 1, 3, 20 }, { 2, 0, 18 }, { 7, 1, 16 },
+		{ 8, 0, 16 }, { 15, 2, 17 }, { 31, 3, 18 },
+	};
+	bool seen[32][4] = { { false } };
+	struct aml_parse tmp = *ps;
+	const struct aml_obj *o;
+	size_t pos, end, prt_end, entry_end;
+	unsigned int count, i, slot, pin, nr_spot = 0;
+	uint64_t v[4];
+
+	/* The DSDT grew by the _PRT; its checksum still covers it. */
+	assert_int_equal(acpi_checksum(dsdt, dsdt->length), 0);
+	o = aml_find(ps, 'N', "\\_SB_.PCI0._PRT");
+	if (!o)
+		fail_msg("the DSDT has no \\_SB.PCI0._PRT");
+	pos = o->off;
+	end = o->off + o->len;
+	assert_int_equal(ps->aml[pos], 0x12);		/* PackageOp */
+	pos++;
+	assert_true(aml_parse_pkglen(&tmp, &pos, end, &prt_end));
+	assert_int_equal(prt_end, end);
+	count = ps->aml[pos++];
+	assert_int_equal(count, 31 * 4);
+	for (i = 0; i < count; i++) {
+		assert_int_equal(ps->aml[pos], 0x12);
+		pos++;
+		assert_true(aml_parse_pkglen(&tmp, &pos, prt_end, &entry_end));
+		assert_int_equal(ps->aml[pos++], 4);
+		for (unsigned int k = 0; k < 4; k++)
+			if (!aml_parse_int(&tmp, &pos, entry_end, &v[k]))
+				fail_msg("_PRT entry %u: element %u is not an "
+					 "Integer", i, k);
+		assert_int_equal(pos, entry_end);
+		slot = 1 + i / 4;
+		pin = i % 4;
+		/* Any function of the slot: 0xFFFF in the low word. */
+		assert_int_equal(v[0], (uint64_t)slot << 16 | 0xffff);
+		assert_int_equal(v[1], pin);
+		assert_int_equal(v[2], 0);	/* a GSI, not a link device */
+		if (v[3] != layout_pci_intx_gsi(slot, pin))
+			fail_msg("_PRT slot %u pin %u: GSI %u, the mapping "
+				 "says %u", slot, pin, (unsigned int)v[3],
+				 layout_pci_intx_gsi(slot, pin));
+		/* Above the ISA range and within the IOAPIC's 24 inputs. */
+		assert_in_range(v[3], 16, 23);
+		assert_false(seen[slot][pin]);
+		seen[slot][pin] = true;
+		for (unsigned int k = 0; k < sizeof(spot) / sizeof(spot[0]);
+		     k++) {
+			if (spot[k][0] != slot || spot[k][1] != pin)
+				continue;
+			assert_int_equal(v[3], spot[k][2]);
+			nr_spot++;
+		}
+	}
+	assert_int_equal(pos, prt_end);
+	assert_int_equal(nr_spot, sizeof(spot) / sizeof(spot[0]));
+}
+
 static void
 check_dsdt(const struct acpi_header *dsdt, const struct acpi_config *cfg)
 {
@@ -800,6 +871,8 @@ check_dsdt(const struct acpi_header *dsdt, const struct acpi_config *cfg)
 	assert_int_equal(d[1].tag, 0x04 << 3);	/* IRQNoFlags */
 	assert_int_equal(d[1].len, 2);
 	assert_int_equal(rd16(d[1].body), 1u << 4);
+
+	check_prt(dsdt, &ps);
 }
 
 /* --- Tests ------------------------------------------------------------- */
@@ -1234,6 +1307,11 @@ test_iasl(void **state)
 		"0x0D00,             // Range Minimum",
 		"0xFEBFFFFF,         // Range Maximum",
 		"0x0000008000000000, // Range Minimum",
+		"Name (_PRT, Package (0x7C)",
+		"0x0001FFFF, \n                    Zero, \n"
+		"                    Zero, \n                    0x11\n",
+		"0x001FFFFF, \n                    0x03, \n"
+		"                    Zero, \n                    0x12\n",
 		"Device (COM1)",
 		"EisaId (\"PNP0501\")",
 		"Name (_DDN, \"COM1\")",

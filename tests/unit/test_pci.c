@@ -807,20 +807,29 @@ test_add_device_errors(void **state)
 	/* Nothing above was attached. */
 	assert_null(t.pci.host);
 
+	/* The lowest free slot, as -1 would pick it. */
+	assert_int_equal(pci_host_free_slot(NULL), -EINVAL);
+	assert_int_equal(pci_host_free_slot(f->h), 1);
+
 	/* Good now; twice is once too many; a taken slot is busy. */
 	assert_int_equal(pci_add_device(f->h, &t.pci, 4), 0);
+	assert_int_equal(pci_host_free_slot(f->h), 1);
 	assert_int_equal(pci_add_device(f->h, &t.pci, 5), -EBUSY);
 	test_dev_init(&devs[0], "d0");
 	assert_int_equal(pci_add_device(f->h, &devs[0].pci, 4), -EBUSY);
 	/* Fill the bus: 30 more fit (slots 1-31 less slot 4). */
 	for (i = 0; i < 30; i++) {
+		int want = pci_host_free_slot(f->h);
+
 		test_dev_init(&devs[i], "filler");
 		assert_int_equal(pci_add_device(f->h, &devs[i].pci, -1), 0);
+		assert_int_equal(devs[i].pci.slot, want);
 		assert_true(devs[i].pci.slot >= 1 && devs[i].pci.slot < 32);
 		assert_int_not_equal(devs[i].pci.slot, 4);
 	}
 	test_dev_init(&devs[30], "one too many");
 	assert_int_equal(pci_add_device(f->h, &devs[30].pci, -1), -ENOSPC);
+	assert_int_equal(pci_host_free_slot(f->h), -ENOSPC);
 	assert_int_equal(cfg_read(f, 31, PCI_VENDOR_ID, 2), 0x1af4);
 
 	/* A second host on the same ports. */

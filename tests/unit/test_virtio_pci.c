@@ -6,7 +6,8 @@
  * enumeration, the capability layout, feature negotiation, queue setup,
  * round trips through the doorbell and the eventfds on the I/O thread,
  * MSI-X masking and the PBA, reset in the middle of I/O, device config,
- * the PCI-config window, the ISR, and NEEDS_RESET on a hostile ring;
+ * the PCI-config window, the ISR, INTx on the GSI of the function's slot
+ * (layout.h's mapping), and NEEDS_RESET on a hostile ring;
  * the expansion ROM BAR (sizing, enable and memory decoding, contents,
  * writes ignored, none without a ROM) and virtio_pci_rom_check() on
  * synthetic ROMs and, where installed, Debian's iPXE ROM for virtio-net.
@@ -729,6 +730,162 @@ test_isr_without_msix(void **state)
 	fail_msg("ISR queue bit never set");
 }
 
+/* --- INTx: the line of the function's slot ------------------------------ */
+
+/*
+ * A board of 24 interrupt lines behind mock sinks: each sink drives the
+ * line its opaque names, as irq_router_sink() does for vmm-run. The
+ * transport calls it on its I/O thread: atomics.
+ */
+#define BOARD_LINES		24
+#define INTX_SLOT		6	/* deliberately not the lowest free */
+
+struct intx_board {
+	int level[BOARD_LINES];
+	unsigned int raises[BOARD_LINES];
+	unsigned int lowers[BOARD_LINES];
+};
+
+struct intx_line {
+	struct intx_board *board;
+	unsigned int gsi;
+};
+
+struct intx_fix {
+	struct fix f;		/* first: teardown() frees it all */
+	struct intx_board board;
+	struct intx_line line;
+};
+
+static void
+board_intx(void *opaque, int level)
+{
+	struct intx_line *l = opaque;
+	struct intx_board *b = l->board;
+
+	__atomic_store_n(&b->level[l->gsi], level, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(level ? &b->raises[l->gsi] : &b->lowers[l->gsi], 1,
+			   __ATOMIC_SEQ_CST);
+}
+
+/* The echo device at INTX_SLOT, its INTx sink wired to that slot's GSI. */
+static int
+setup_intx(void **state)
+{
+	struct intx_fix *x = calloc(1, sizeof(*x));
+	struct fix *f = &x->f;
+	struct virtio_device *vdev = &f->echo.vdev;
+	struct virtio_pci_sink sink = { .intx = board_intx };
+	struct virtio_pci_config cfg = { .slot = INTX_SLOT, .sink = &sink };
+
+	assert_non_null(x);
+	x->line.board = &x->board;
+	x->line.gsi = layout_pci_intx_gsi(INTX_SLOT, 0);
+	sink.opaque = &x->line;
+	assert_int_equal(vh_machine_init(&f->m, RAM), 0);
+	vdev->ops = &echo_ops;
+	vdev->name = "echo-intx";
+	vdev->mem = &f->m.mem;
+	vdev->config_size = 8;
+	vdev->nr_queues = ECHO_QUEUES;
+	vdev->opaque = &f->echo;
+	assert_int_equal(virtio_device_init(vdev, ECHO_QMAX), 0);
+	assert_int_equal(virtio_pci_new(f->m.host, vdev, &cfg, &f->vp), 0);
+	assert_int_equal(vh_dev_probe(&f->d, &f->m, f->vp), 0);
+	*state = x;
+	return 0;
+}
+
+static int
+teardown_intx(void **state)
+{
+	struct intx_fix *x = *state;
+	void *f = &x->f;
+
+	return teardown(&f);
+}
+
+/* No line but gsi ever moved; gsi is at level, after so many ups and downs. */
+static void
+board_expect(struct intx_board *b, unsigned int gsi, int level,
+	     unsigned int raises, unsigned int lowers)
+{
+	unsigned int i;
+
+	for (i = 0; i < BOARD_LINES; i++) {
+		if (i == gsi)
+			continue;
+		if (__atomic_load_n(&b->raises[i], __ATOMIC_SEQ_CST) ||
+		    __atomic_load_n(&b->lowers[i], __ATOMIC_SEQ_CST))
+			fail_msg("GSI %u moved; only %u (slot %u, INTA#) "
+				 "should", i, gsi, INTX_SLOT);
+	}
+	assert_int_equal(__atomic_load_n(&b->level[gsi], __ATOMIC_SEQ_CST),
+			 level);
+	assert_int_equal(__atomic_load_n(&b->raises[gsi], __ATOMIC_SEQ_CST),
+			 raises);
+	assert_int_equal(__atomic_load_n(&b->lowers[gsi], __ATOMIC_SEQ_CST),
+			 lowers);
+}
+
+/*
+ * With MSI-X off, a queue interrupt raises exactly the GSI the shared
+ * mapping gives the function's slot and INTA# (the one the DSDT's _PRT
+ * names), level-style: high until the driver reads the ISR, which lowers
+ * it once. With MSI-X on, INTx stays quiet.
+ */
+static void
+test_intx_gsi_of_slot(void **state)
+{
+	struct intx_fix *x = *state;
+	struct fix *f = &x->f;
+	struct vh_dev *d = &f->d;
+	struct intx_board *b = &x->board;
+	unsigned int gsi = layout_pci_intx_gsi(INTX_SLOT, 0);
+	uint64_t in;
+	int head, i;
+
+	assert_int_equal(virtio_pci_device(f->vp)->slot, INTX_SLOT);
+	assert_int_equal(d->slot, INTX_SLOT);
+	assert_in_range(gsi, 16, 23);
+	assert_int_equal(vh_cfg_read(&f->m, INTX_SLOT, PCI_INTERRUPT_PIN, 1),
+			 1);				/* INTA# */
+
+	assert_int_equal(vh_dev_negotiate(d, F_V1, false), 0);
+	assert_int_equal(vh_queue_setup(d, 0, 8, VIRTIO_NO_VECTOR), 0);
+	assert_int_equal(vh_dev_driver_ok(d), 0);
+	board_expect(b, gsi, 0, 0, 0);
+	head = submit(f, 0, "intx", false, &in);
+	vh_queue_kick(d, 0);
+	expect_echo(f, 0, head, in, "intx");
+	/* The used entry is pushed before the line goes up: poll. */
+	for (i = 0; i < 1000; i++) {
+		if (__atomic_load_n(&b->level[gsi], __ATOMIC_SEQ_CST))
+			break;
+		usleep(1000);
+	}
+	board_expect(b, gsi, 1, 1, 0);
+	/* Level-triggered: it stays up until the ISR read. */
+	usleep(10000);
+	board_expect(b, gsi, 1, 1, 0);
+	assert_int_equal(vh_isr_read(d), 1);
+	board_expect(b, gsi, 0, 1, 1);
+	assert_int_equal(vh_isr_read(d), 0);
+	board_expect(b, gsi, 0, 1, 1);
+
+	/* MSI-X on: the vector fires, the line does not move. */
+	assert_int_equal(vh_dev_negotiate(d, F_V1, false), 0);
+	assert_int_equal(vh_dev_msix_enable(d), 0);
+	assert_int_equal(vh_queue_setup(d, 0, 8, 1), 0);
+	assert_int_equal(vh_dev_driver_ok(d), 0);
+	head = submit(f, 0, "msix", false, &in);
+	vh_queue_kick(d, 0);
+	if (vh_wait_irq(d, 1, TMO) == 0)
+		fail_msg("vector 1 did not fire within %d ms", TMO);
+	expect_echo(f, 0, head, in, "msix");
+	board_expect(b, gsi, 0, 1, 1);
+}
+
 static void
 test_hostile_ring_needs_reset(void **state)
 {
@@ -1265,6 +1422,8 @@ main(void)
 		T(test_device_config),
 		T(test_pci_cfg_window),
 		T(test_isr_without_msix),
+		cmocka_unit_test_setup_teardown(test_intx_gsi_of_slot,
+						setup_intx, teardown_intx),
 		T(test_hostile_ring_needs_reset),
 		T(test_bar_moves),
 		T(test_rom_none),

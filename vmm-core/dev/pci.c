@@ -464,6 +464,20 @@ out:
 }
 
 int
+pci_host_free_slot(struct pci_host *h)
+{
+	int slot;
+
+	if (!h)
+		return -EINVAL;
+	pthread_mutex_lock(&h->lock);
+	for (slot = 1; slot < PCI_MAX_SLOTS && h->slots[slot]; slot++)
+		;
+	pthread_mutex_unlock(&h->lock);
+	return slot < PCI_MAX_SLOTS ? slot : -ENOSPC;
+}
+
+int
 pci_add_device(struct pci_host *h, struct pci_device *dev, int slot)
 {
 	/* Slot 0 is the host bridge's. */

@@ -215,6 +215,14 @@ int pci_add_capability(struct pci_device *dev, uint8_t cap_id, uint32_t size);
 int pci_add_device(struct pci_host *h, struct pci_device *dev, int slot);
 
 /*
+ * The lowest slot (1-31) nothing occupies now, for a device whose wiring
+ * depends on its slot (its INTx line); -ENOSPC when all are taken. The
+ * caller that adds devices is the one that decides: nothing else may add
+ * one between this and its pci_add_device().
+ */
+int pci_host_free_slot(struct pci_host *h);
+
+/*
  * Create the host bridge: register 0xCF8-0xCFF on pio; BARs go on pio and
  * mmio. *p is copied; p may be NULL (0xCF9 resets then do nothing), and
  * p->opaque must outlive the host. Returns a new reference, or NULL with

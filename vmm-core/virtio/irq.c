@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "virtio/irq.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -8,6 +9,9 @@
 #include <sys/ioctl.h>
 
 #define IRQ_MAX_INTX		32
+
+_Static_assert(IRQ_PCI_INTX_BASE + IRQ_PCI_NR_INTX <= IRQ_NR_LEGACY_GSIS,
+	       "every PCI INTx GSI has a legacy route and an INTx slot");
 
 struct irq_msi {
 	int fd;			/* -1: free */
@@ -19,6 +23,12 @@ struct irq_msi {
 struct irq_intx {
 	struct irq_router *r;
 	uint32_t gsi;
+	/*
+	 * Functions now asserting the line (r->lock). Several functions
+	 * share a GSI (layout.h), and KVM_IRQ_LINE from userspace is one
+	 * source, not a wired OR: the line goes low only with the last.
+	 */
+	unsigned int asserted;
 };
 
 struct irq_router {
@@ -278,12 +288,27 @@ irq_sink_ioeventfd(void *opaque, uint64_t gpa, int fd, bool assign)
 	return irq_ioeventfd(x->r->vm, gpa, fd, assign);
 }
 
+/*
+ * The transport reports only changes of its own level (vp_intx_update),
+ * so each call moves the count by one. The lock is held across the ioctl
+ * so that a lowering and a raising by two functions cannot reach KVM in
+ * the opposite order.
+ */
 static void
 irq_sink_intx(void *opaque, int level)
 {
 	struct irq_intx *x = opaque;
+	struct irq_router *r = x->r;
 
-	(void)vm_irq_line(x->r->vm, x->gsi, level);
+	pthread_mutex_lock(&r->lock);
+	if (level) {
+		if (x->asserted++ == 0)
+			(void)vm_irq_line(r->vm, x->gsi, 1);
+	} else if (x->asserted > 0) {
+		if (--x->asserted == 0)
+			(void)vm_irq_line(r->vm, x->gsi, 0);
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 void

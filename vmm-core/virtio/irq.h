@@ -45,8 +45,12 @@ int irq_router_msi_clear(struct irq_router *r, int fd);
 /* How many MSI routes are in the table. */
 unsigned int irq_router_nr_msi(struct irq_router *r);
 
-/* A virtio-pci sink whose MSI routes, ioeventfds and INTx go to r's VM;
- * INTx drives gsi (through vm_irq_line). */
+/*
+ * A virtio-pci sink whose MSI routes, ioeventfds and INTx go to r's VM;
+ * INTx drives gsi (through vm_irq_line), or there is none for a gsi of
+ * IRQ_NR_LEGACY_GSIS or more. Functions given the same gsi share the line:
+ * it is high while any of them asserts it, as level-triggered PCI INTx is.
+ */
 void irq_router_sink(struct irq_router *r, uint32_t intx_gsi,
 		     struct virtio_pci_sink *ret);
 

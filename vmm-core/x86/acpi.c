@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "x86/acpi.h"
 #include "dev/acpi_pm.h"
+#include "dev/pci.h"
 #include "layout.h"
 #include "mem.h"
 
@@ -31,6 +32,10 @@ _Static_assert(sizeof(struct acpi_madt_iso) == 10, "MADT ISO");
 _Static_assert(sizeof(struct acpi_madt_lapic_nmi) == 6, "MADT LAPIC NMI");
 _Static_assert(ACPI_PM_TMR_BITS == 24 || ACPI_PM_TMR_BITS == 32,
 	       "the PM timer is 24 or 32 bits wide");
+/* The in-kernel IOAPIC has 24 inputs; 0-15 are the ISA interrupts. */
+_Static_assert(IRQ_PCI_INTX_BASE >= 16 &&
+	       IRQ_PCI_INTX_BASE + IRQ_PCI_NR_INTX <= 24,
+	       "PCI INTx goes to IOAPIC inputs 16-23");
 
 #define ACPI_OEM_ID		"VMMD  "
 #define ACPI_OEM_TABLE_PREFIX	"VMMD"
@@ -387,14 +392,28 @@ aml_method_open(struct aml *a, const char *path, unsigned int nargs)
 	return s;
 }
 
+/*
+ * Package(n){...}: the caller emits exactly n data objects and closes it.
+ * NumElements is one byte; a longer list would need a VarPackage.
+ */
+static size_t
+aml_package_open(struct aml *a, unsigned int n)
+{
+	size_t s = aml_open(a, false, AML_PACKAGE_OP);
+
+	if (n > UINT8_MAX)
+		a->err = a->err ? a->err : -E2BIG;
+	aml_byte(a, (uint8_t)n);
+	return s;
+}
+
 /* Package(){...} of small integers. */
 static void
 aml_package_ints(struct aml *a, const uint64_t *v, unsigned int n)
 {
-	size_t s = aml_open(a, false, AML_PACKAGE_OP);
+	size_t s = aml_package_open(a, n);
 	unsigned int i;
 
-	aml_byte(a, (uint8_t)n);
 	for (i = 0; i < n; i++)
 		aml_int(a, v[i]);
 	aml_close(a, s);
@@ -512,6 +531,43 @@ aml_crs(struct aml *a, struct aml *rt)
 
 /* --- DSDT --------------------------------------------------------------- */
 
+/*
+ * _PRT covers slots 1 to PCI_MAX_SLOTS - 1, those pci_add_device() hands
+ * out: slot 0 is the host bridge itself, which has no interrupt pin.
+ */
+#define ACPI_PRT_FIRST_SLOT	1
+#define ACPI_PRT_NR_ENTRIES	((PCI_MAX_SLOTS - ACPI_PRT_FIRST_SLOT) * \
+				 IRQ_PCI_NR_PINS)
+
+/*
+ * Name(_PRT, Package(){ Package(){ Address, Pin, Source, SourceIndex },
+ * ... }) with every pin of every slot (ACPI 6.4, 6.2.13): Address is the
+ * slot in the high word with 0xFFFF (any function) in the low one, and a
+ * Source of 0 makes SourceIndex the GSI itself, level-triggered and
+ * active-low. Without it Linux cannot route INTx ("can't derive routing
+ * for PCI INT A"), which a driver without MSI-X depends on.
+ */
+static void
+acpi_dsdt_prt(struct aml *a)
+{
+	unsigned int slot, pin;
+	size_t prt, entry;
+
+	aml_name(a, "_PRT");
+	prt = aml_package_open(a, ACPI_PRT_NR_ENTRIES);
+	for (slot = ACPI_PRT_FIRST_SLOT; slot < PCI_MAX_SLOTS; slot++) {
+		for (pin = 0; pin < IRQ_PCI_NR_PINS; pin++) {
+			entry = aml_package_open(a, 4);
+			aml_int(a, (uint64_t)slot << 16 | 0xffff);
+			aml_int(a, pin);
+			aml_int(a, 0);
+			aml_int(a, layout_pci_intx_gsi(slot, pin));
+			aml_close(a, entry);
+		}
+	}
+	aml_close(a, prt);
+}
+
 static void
 acpi_dsdt_pci0(struct aml *a, const struct acpi_config *cfg)
 {
@@ -552,6 +608,7 @@ acpi_dsdt_pci0(struct aml *a, const struct acpi_config *cfg)
 				cfg->pci_mmio64_end - 1);
 	aml_crs(a, &rt);
 	aml_free(&rt);
+	acpi_dsdt_prt(a);
 	aml_close(a, dev);
 }
 
@@ -592,8 +649,9 @@ acpi_dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 	aml_package_ints(a, s5, 4);
 
 	/*
-	 * Linux calls \_PIC(1) when it switches to the IOAPIC. Interrupt
-	 * routing here does not depend on the model, so there is nothing to
+	 * Linux calls \_PIC(1) when it switches to the IOAPIC. Nothing here
+	 * changes with the model (_PRT names IOAPIC inputs only: a guest
+	 * that stays on the 8259s gets no PCI INTx), so there is nothing to
 	 * do, but firmware conventionally provides the method.
 	 */
 	pic = aml_method_open(a, "_PIC", 1);
