@@ -233,6 +233,15 @@ check() {
 		expect_late full "the guest sees $full_cpus vCPU(s)" "VMMD-GUEST-INFO vcpus=$full_cpus "
 		expect_late full "the guest sees its memory" "VMMD-GUEST-INFO .* mem_kib=(4[6-9][0-9]{4}|5[0-2][0-9]{4}) "
 		expect_late full "the initramfs loaded the virtio modules" "VMMD-GUEST-VIRTIO .*virtio_blk"
+		# Enabling each virtio function looks its INTA# up in the
+		# DSDT's _PRT; without one Linux says it cannot route it.
+		if grep -aq "virtio-pci .*enabling device" "$log"; then
+			if grep -aqE "can't derive routing for PCI INT|PCI INT [A-D]: no GSI" "$log"; then
+				notok "full boot: the virtio functions' INTx routed by our _PRT ('$(grep -aEm1 "can't derive routing|no GSI" "$log" | tr -d '\r' | cut -c1-100)')"
+			else
+				ok "full boot: the virtio functions' INTx routed by our _PRT (no 'can't derive routing')"
+			fi
+		fi
 		expect_late full "a file written on /dev/vda and synced" "^DISK-WRITTEN"
 		expect_late full "the guest reads /dev/hwrng" "^RNG-BYTES 64"
 		if grep -aq "hello-from-hvc0" "$dir/hvc0.log" 2>/dev/null; then
