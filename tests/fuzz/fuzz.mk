@@ -24,9 +24,13 @@ FUZZ_proto_frame_SRCS := proto/frame.c proto/jsonrpc.c proto/errors.c proto/util
 FUZZ_proto_frame_LIBS := -ljansson -levent
 FUZZ_proto_vmdef_SRCS := proto/vmdef.c proto/size.c proto/cpulist.c proto/util.c
 FUZZ_proto_vmdef_LIBS := -ljansson
-# Seed corpora (read, never written): the golden inputs.
+# The instruction emulator: a hostile guest's bytes and registers.
+FUZZ_emulate_SRCS := vmm-core/x86/emulate.c
+# Seed corpora (read, never written): the golden inputs, and for the
+# emulator one input per instruction vmm-run is known to meet.
 FUZZ_proto_frame_SEEDS := tests/unit/golden/jsonrpc
 FUZZ_proto_vmdef_SEEDS := tests/unit/golden/vmdef
+FUZZ_emulate_SEEDS := tests/fuzz/seeds/emulate
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 
@@ -49,6 +53,7 @@ fuzz-run: fuzz
 		case $$n in \
 		proto_frame) seeds="$(FUZZ_proto_frame_SEEDS)" ;; \
 		proto_vmdef) seeds="$(FUZZ_proto_vmdef_SEEDS)" ;; \
+		emulate) seeds="$(FUZZ_emulate_SEEDS)" ;; \
 		*) seeds= ;; \
 		esac; \
 		$$f -max_total_time=$(FUZZ_TIME) $(FUZZ_DIR)/corpus/fuzz_$$n $$seeds \

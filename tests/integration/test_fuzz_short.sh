@@ -31,6 +31,7 @@ srcs_for() {
 		"proto/util.c" ;;
 	proto_vmdef) echo "proto/vmdef.c proto/size.c proto/cpulist.c" \
 		"proto/util.c" ;;
+	emulate) echo "vmm-core/x86/emulate.c" ;;
 	*) echo "" ;;
 	esac
 }
@@ -49,6 +50,7 @@ seeds_for() {
 	case "$1" in
 	proto_frame) echo "tests/unit/golden/jsonrpc" ;;
 	proto_vmdef) echo "tests/unit/golden/vmdef" ;;
+	emulate) echo "tests/fuzz/seeds/emulate" ;;
 	*) echo "" ;;
 	esac
 }

@@ -1984,6 +1984,51 @@ test_iret_prot32(void **state)
 	assert_int_equal(s.error_code, 0);
 }
 
+/*
+ * Outside 64-bit mode the GDT entry's linear address wraps at 4 GiB like
+ * any other: a GDT at 0xfffffff8 has entry 1 at linear 0 (found by
+ * tests/fuzz/fuzz_emulate.c: the emulator read 0x100000000).
+ */
+static void
+test_gdt_wraps_at_4g(void **state)
+{
+	struct emu_vcpu s;
+
+	(void)state;
+	mem.gva = 0;
+	vcpu_iret32(&s, 0, 0x100);
+	mem_put64(0, IRET_FLAT32);
+	s.sregs.gdt.base = 0xfffffff8;
+	s.sregs.gdt.limit = 0x0f;
+	iret_frame(0x100, 4, 0x1234, 0x08, 0x202);
+	assert_int_equal(STEP(&s, 0xcf), EMU_OK);
+	assert_int_equal(s.regs.rip, 0x1234);
+	assert_int_equal(s.regs.rsp, A(0x10c));
+
+	/* verw ax with 0x10 at GDT base 0xfffffff0: a writable data
+	 * segment at linear 0. */
+	vcpu_prot32(&s);
+	mem_put64(0, 0x00cf93000000ffffULL);
+	s.sregs.gdt.base = 0xfffffff0;
+	s.sregs.gdt.limit = 0x17;
+	s.regs.rax = 0x10;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe8), EMU_OK);
+	assert_true(s.regs.rflags & FL_ZF);
+
+	/* In compatibility mode GDTR.base keeps its 64 bits. */
+	mem.gva = GVA64;
+	vcpu_long(&s);
+	s.sregs.cs.l = 0;
+	s.sregs.cs.db = 1;
+	s.regs.rip = 0x1000;
+	mem_put64(0x510, 0x00cf93000000ffffULL);
+	s.sregs.gdt.base = A(0x500);
+	s.sregs.gdt.limit = 0x17;
+	s.regs.rax = 0x10;
+	assert_int_equal(STEP(&s, 0x0f, 0x00, 0xe8), EMU_OK);
+	assert_true(s.regs.rflags & FL_ZF);
+}
+
 /* What iret leaves alone, and where it faults. */
 static void
 test_iret_refused(void **state)
@@ -3053,6 +3098,7 @@ main(void)
 		T(test_clac_stac),
 		T(test_verr_verw),
 		T(test_iret_prot32),
+		T(test_gdt_wraps_at_4g),
 		T(test_iret_refused),
 		T(test_iret_pvm_frame_quirk),
 		T(test_cmpxchg16b),

@@ -1556,6 +1556,20 @@ exec_clac_stac(struct emu_ctx *c)
 }
 
 /*
+ * Where the GDT holds sel's descriptor. Without long mode a linear address
+ * has 32 bits, so GDTR.base + index wraps at 4 GiB as on the CPU; unmasked
+ * it would name an address above 4 GiB, which no such page table maps. In
+ * compatibility mode GDTR.base is the 64-bit one of the kernel.
+ */
+static uint64_t
+gdt_entry_la(const struct emu_ctx *c, uint16_t sel)
+{
+	uint64_t la = c->sregs->gdt.base + (sel & ~7u);
+
+	return (c->sregs->efer & EFER_LMA) ? la : la & 0xffffffffULL;
+}
+
+/*
  * verr/verw r/m16 (0f 00 /4, /5): ZF = 1 when the selector names a present
  * segment that is readable (verr) or writable (verw) from the current
  * privilege level. Linux runs verw for its side effect of clearing CPU
@@ -1576,7 +1590,7 @@ exec_verr_verw(struct emu_ctx *c)
 		return r;
 	sel &= 0xffff;
 	if ((sel & ~3ULL) != 0 && !(sel & 4) && (sel | 7) <= c->sregs->gdt.limit) {
-		r = mem_read(c, c->sregs->gdt.base + (sel & ~7ULL), buf, 8);
+		r = mem_read(c, gdt_entry_la(c, (uint16_t)sel), buf, 8);
 		if (r != EMU_OK)
 			return r;
 		d = get64(buf);
@@ -1611,7 +1625,7 @@ cs_descriptor_unchanged(struct emu_ctx *c, uint16_t sel, bool *same)
 	*same = false;
 	if ((sel | 7u) > c->sregs->gdt.limit)
 		return emu_fault_err(c, EMU_VEC_GP, sel & 0xfffcu);
-	r = mem_read(c, c->sregs->gdt.base + (sel & ~7u), buf, 8);
+	r = mem_read(c, gdt_entry_la(c, sel), buf, 8);
 	if (r != EMU_OK)
 		return r;
 	d = get64(buf);
