@@ -1570,8 +1570,10 @@ test_keep_close_reset(void **state)
 
 /* --- Timeouts ------------------------------------------------------- */
 
-#define T_CONNECT	300	/* ms, the device's in these tests */
-#define T_SHUTDOWN	200
+#define T_CONNECT	1000	/* ms, the device's in these tests: long enough that
+				 * a loaded CI machine stalling the test thread
+				 * does not look like a silent peer */
+#define T_SHUTDOWN	600
 
 static int
 setup_tmo(void **state)
