@@ -54,15 +54,19 @@
  * on hot paths (README.md, "Hosts without hardware virtualization").
  * Left out because they change nothing: avx, avx2, fma, vaes and
  * vpclmulqdq (noxsave clears them: Linux drops every feature that depends
- * on XSAVE), and bmi1, bmi2, abm and movbe (the kernel never uses them;
- * guest user mode runs natively and does not see clearcpuid). The Debian
- * kernel boots to poweroff without them (2026-11-28).
+ * on XSAVE), and bmi1 and abm (the kernel never uses BMI1 or LZCNT
+ * instructions; guest user mode runs natively and does not see
+ * clearcpuid). The Debian kernel boots to poweroff without them
+ * (2026-11-28). bmi2 and movbe stay although that boot did without them:
+ * with ADX the kernel's curve25519 (a module, WireGuard's) runs mulx and
+ * adox, which PVM fails to emulate, and a movbe in kernel mode ends in a
+ * fault there (both checked with a bare KVM loop).
  */
 static const char pvm_cmdline[] =
 	"noxsave nofsgsbase nopku nopcid noinvpcid "
-	"clearcpuid=cx16,smap,smep,rdrand,rdseed,umip,popcnt,rdpid,sse4_1,"
-	"sse4_2,aes,pclmulqdq,sha_ni,clflushopt,clwb,f16c,ssse3,gfni,erms,"
-	"fsrm nowatchdog";
+	"clearcpuid=cx16,smap,smep,rdrand,rdseed,umip,popcnt,rdpid,bmi2,"
+	"movbe,sse4_1,sse4_2,aes,pclmulqdq,sha_ni,clflushopt,clwb,f16c,ssse3,"
+	"gfni,erms,fsrm nowatchdog";
 
 #include "vmm-run.h"
 
