@@ -1106,6 +1106,102 @@ test_rst(void **state)
 	assert_int_equal(st.conns, 0);
 }
 
+/*
+ * Both sides half-close: a guest that writes more than the host process
+ * reads yet and shuts its sending side (shutdown(SHUT_WR): SHUTDOWN
+ * SEND), and a host process that then shuts its own and reads everything
+ * (write a request, shut, read the answer): every byte the guest sent
+ * reaches the host socket before it ends. The guest hears SHUTDOWN SEND
+ * alone meanwhile (both flags would make it reset the connection), then
+ * RST once all is written.
+ */
+static void
+test_half_close_drain(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1006);
+	static uint8_t buf[65536], in[65536];
+	uint64_t s = 11, h_sent = FNV0, h_got = FNV0, sent = 0, got = 0;
+	struct vsock_stats st;
+	struct gconn c;
+	bool saw_shutdown = false;
+	struct timespec t0;
+	unsigned int free0;
+	uint32_t n;
+	ssize_t k;
+	int fd, r;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1006, 7100, 65536);
+	/* All the credit the device gives, the host reading none of it:
+	 * the socket fills up and the device holds its whole buf_alloc. */
+	for (;;) {
+		while ((n = g_credit(&c)) > 0) {
+			if (n > sizeof(buf))
+				n = sizeof(buf);
+			fill(&s, buf, n);
+			h_sent = fnv(h_sent, buf, n);
+			g_send(f, &c, VIRTIO_VSOCK_OP_RW, buf, n, 0);
+			sent += n;
+			assert_true(sent < 64 * MIB);
+		}
+		if (g_recv(f, 300) == 0)
+			break;
+		assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	}
+	assert_true(c.tx_cnt - c.peer_fwd_cnt == c.peer_buf_alloc);
+	/* The device took the SHUTDOWN (its buffer came back; the payload
+	 * it holds keeps theirs) before the host's EOF comes. */
+	reap_tx(f);
+	free0 = f->nr_tx_free;
+	g_send(f, &c, VIRTIO_VSOCK_OP_SHUTDOWN, NULL, 0,
+	       VIRTIO_VSOCK_SHUTDOWN_SEND);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (reap_tx(f); f->nr_tx_free < free0; reap_tx(f)) {
+		assert_true(ms_since(&t0) < TMO);
+		vh_wait_irq(&f->d, VEC_TX, 10);
+	}
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	/* The device's answer to the host's EOF: SEND alone, not RST. */
+	while (!saw_shutdown) {
+		assert_int_equal(g_recv(f, TMO), 1);
+		r = g_take(f, &c);
+		if (r == VIRTIO_VSOCK_OP_CREDIT_UPDATE)
+			continue;
+		assert_int_equal(r, VIRTIO_VSOCK_OP_SHUTDOWN);
+		assert_int_equal(le32toh(f->pk.h.flags),
+				 VIRTIO_VSOCK_SHUTDOWN_SEND);
+		saw_shutdown = true;
+	}
+	/* The host reads it all, then the end. */
+	set_nonblock(fd);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		assert_int_equal(poll(&p, 1, TMO), 1);
+		k = read(fd, in, sizeof(in));
+		if (k <= 0)
+			break;
+		h_got = fnv(h_got, in, (size_t)k);
+		got += (uint64_t)k;
+	}
+	assert_true(k == 0);
+	assert_true(got == sent);
+	assert_true(h_got == h_sent);
+	/* Everything written: RST to the guest, the connection gone. */
+	for (;;) {
+		assert_int_equal(g_recv(f, TMO), 1);
+		r = g_take(f, &c);
+		if (r != VIRTIO_VSOCK_OP_CREDIT_UPDATE)
+			break;
+	}
+	assert_int_equal(r, VIRTIO_VSOCK_OP_RST);
+	vsock_get_stats(f->vs, &st);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(st.tx_bytes, sent);
+	close(fd);
+}
+
 static void
 test_bad_packets(void **state)
 {
@@ -1947,6 +2043,7 @@ main(void)
 		T(test_slow_host),
 		T(test_host_events),
 		T(test_rst),
+		T(test_half_close_drain),
 		T(test_bad_packets),
 		T(test_bad_buffers),
 		T(test_small_rx_buffers),

@@ -583,6 +583,13 @@ vsock_conn_reset(struct vsock *v, struct vsock_conn *c)
 	vsock_conn_free(v, c);
 }
 
+/* Bytes of guest payload waiting for c's socket. */
+static uint32_t
+vsock_pending(const struct vsock_conn *c)
+{
+	return c->held_len + c->buf_len;
+}
+
 static uint32_t
 vsock_peer_credit(const struct vsock_conn *c)
 {
@@ -726,14 +733,18 @@ vsock_rx_ctrl(struct vsock *v, struct virtq *vq, struct vsock_conn *c)
 
 /*
  * The host socket of c is at its end: closed for good (hup) or for
- * writing. Tell the guest; a closed socket waits for its RST.
+ * writing. Tell the guest; a closed socket waits for its RST. A socket
+ * shut only for writing still takes what the guest sent before its own
+ * SHUTDOWN and we have not written yet: the connection stays up, sending
+ * SHUTDOWN SEND alone (both flags would have the guest reset at once),
+ * until vsock_after_tx finds all of it written and answers RST.
  */
 static void
 vsock_host_eof(struct vsock *v, struct vsock_conn *c, bool hup)
 {
 	c->host_eof = true;
 	c->readable = false;
-	if (hup || c->shut_send) {
+	if (hup || (c->shut_send && !vsock_pending(c))) {
 		c->shut_flags = VIRTIO_VSOCK_SHUTDOWN_RCV |
 				VIRTIO_VSOCK_SHUTDOWN_SEND;
 		c->state = VSC_CLOSING;
@@ -910,13 +921,6 @@ vsock_rx_run(struct vsock *v)
 }
 
 /* --- Guest to host -------------------------------------------------- */
-
-/* Bytes of guest payload waiting for c's socket. */
-static uint32_t
-vsock_pending(const struct vsock_conn *c)
-{
-	return c->held_len + c->buf_len;
-}
 
 /*
  * Watch c's socket for what we wait for, and only that: EPOLLIN once a
