@@ -887,42 +887,58 @@ test_slow_guest(void **state)
 	close(fd);
 }
 
-/* The host does not read: the guest runs out of credit, then resumes. */
-static void
-test_slow_host(void **state)
+/*
+ * The host does not read: the guest sends its pseudo-random stream (seed
+ * *s, hash *h_sent) while the device gives credit, until no update comes:
+ * the socket is full and the device holds its whole buf_alloc. The bytes
+ * sent.
+ */
+static uint64_t
+g_send_until_full(struct fix *f, struct gconn *c, uint64_t *s,
+		  uint64_t *h_sent)
 {
-	struct fix *f = *state;
-	int lfd = host_listen(f, 0, 1004);
-	static uint8_t buf[65536], in[65536];
-	uint64_t s = 4, h_sent = FNV0, h_got = FNV0, sent = 0, got = 0;
-	struct vsock_stats st;
-	struct gconn c;
+	static uint8_t buf[65536];
+	uint64_t sent = 0;
 	uint32_t n;
-	ssize_t k;
-	int fd;
 
-	bring_up(f);
-	fd = guest_connect(f, &c, lfd, 1004, 6002, 65536);
-	/* Send while the device gives credit; the socket fills up. */
 	for (;;) {
-		while (g_credit(&c) > 0) {
-			n = g_credit(&c) < sizeof(buf) ? g_credit(&c) :
-			    (uint32_t)sizeof(buf);
-			fill(&s, buf, n);
-			h_sent = fnv(h_sent, buf, n);
-			g_send(f, &c, VIRTIO_VSOCK_OP_RW, buf, n, 0);
+		while ((n = g_credit(c)) > 0) {
+			if (n > sizeof(buf))
+				n = sizeof(buf);
+			fill(s, buf, n);
+			*h_sent = fnv(*h_sent, buf, n);
+			g_send(f, c, VIRTIO_VSOCK_OP_RW, buf, n, 0);
 			sent += n;
 			assert_true(sent < 64 * MIB);
 		}
 		/* Out of credit: an update may still be on its way. */
 		if (g_recv(f, 300) == 0)
 			break;
-		assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+		assert_int_equal(g_take(f, c), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
 	}
+	assert_int_equal(g_credit(c), 0);
+	assert_true(c->tx_cnt - c->peer_fwd_cnt == c->peer_buf_alloc);
+	return sent;
+}
+
+/* The host does not read: the guest runs out of credit, then resumes. */
+static void
+test_slow_host(void **state)
+{
+	struct fix *f = *state;
+	int lfd = host_listen(f, 0, 1004);
+	static uint8_t in[65536];
+	uint64_t s = 4, h_sent = FNV0, h_got = FNV0, sent = 0, got = 0;
+	struct vsock_stats st;
+	struct gconn c;
+	ssize_t k;
+	int fd;
+
+	bring_up(f);
+	fd = guest_connect(f, &c, lfd, 1004, 6002, 65536);
+	sent = g_send_until_full(f, &c, &s, &h_sent);
 	/* The device holds its full buf_alloc, beyond what the socket took. */
-	assert_int_equal(g_credit(&c), 0);
 	assert_true(sent >= DEV_BUF);
-	assert_true(c.tx_cnt - c.peer_fwd_cnt == c.peer_buf_alloc);
 	/* Going beyond the credit is the guest's fault: RST, closed. */
 	/* (checked in test_rst; here the host now reads everything.) */
 	set_nonblock(fd);
@@ -1120,36 +1136,19 @@ test_half_close_drain(void **state)
 {
 	struct fix *f = *state;
 	int lfd = host_listen(f, 0, 1006);
-	static uint8_t buf[65536], in[65536];
+	static uint8_t in[65536];
 	uint64_t s = 11, h_sent = FNV0, h_got = FNV0, sent = 0, got = 0;
 	struct vsock_stats st;
 	struct gconn c;
 	bool saw_shutdown = false;
 	struct timespec t0;
 	unsigned int free0;
-	uint32_t n;
 	ssize_t k;
 	int fd, r;
 
 	bring_up(f);
 	fd = guest_connect(f, &c, lfd, 1006, 7100, 65536);
-	/* All the credit the device gives, the host reading none of it:
-	 * the socket fills up and the device holds its whole buf_alloc. */
-	for (;;) {
-		while ((n = g_credit(&c)) > 0) {
-			if (n > sizeof(buf))
-				n = sizeof(buf);
-			fill(&s, buf, n);
-			h_sent = fnv(h_sent, buf, n);
-			g_send(f, &c, VIRTIO_VSOCK_OP_RW, buf, n, 0);
-			sent += n;
-			assert_true(sent < 64 * MIB);
-		}
-		if (g_recv(f, 300) == 0)
-			break;
-		assert_int_equal(g_take(f, &c), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
-	}
-	assert_true(c.tx_cnt - c.peer_fwd_cnt == c.peer_buf_alloc);
+	sent = g_send_until_full(f, &c, &s, &h_sent);
 	/* The device took the SHUTDOWN (its buffer came back; the payload
 	 * it holds keeps theirs) before the host's EOF comes. */
 	reap_tx(f);
