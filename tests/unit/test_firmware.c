@@ -28,6 +28,7 @@
 #include "layout.h"
 #include "mem.h"
 #include "vm.h"
+#include "x86/acpi.h"
 #include "x86/firmware.h"
 
 static uint8_t *
@@ -229,6 +230,160 @@ test_fill_fw_cfg(void **state)
 	assert_int_equal(rd_file(&r, "etc/sercon-port", &v16, 2), -1);
 	assert_int_equal(rd_file(&r, "etc/boot-fail-wait", &v32, 4), 4);
 	assert_int_equal(v32, 0xffffffffu);
+	fw_cfg_free(r.f);
+	bus_destroy(&r.pio);
+}
+
+/*
+ * The ACPI tables through fw_cfg, carried out as SeaBIOS's table loader
+ * does: each file allocated where its zone says (the RSDP in the F
+ * segment, the tables at 1 MiB + 64, an address no field held before),
+ * the pointers added, the checksums fixed. What comes out is a table set
+ * an OS accepts: the RSDP where the legacy scan finds it, every checksum
+ * right, every address leading to the table it should.
+ */
+#define LD_MEM		(2 * MiB)
+#define LD_RSDP		0xf5a30ULL
+#define LD_TABLES	(MiB + 64)
+
+struct ld_file {
+	char name[FIRMWARE_LOADER_FILE];
+	uint64_t gpa;
+	uint32_t size;
+};
+
+static struct ld_file *
+ld_find(struct ld_file *files, unsigned int n, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (strncmp(files[i].name, name, FIRMWARE_LOADER_FILE) == 0)
+			return &files[i];
+	fail_msg("loader: file '%.56s' not allocated before use", name);
+	return NULL;
+}
+
+static const struct acpi_header *
+ld_table(const uint8_t *mem, uint64_t gpa, const char *sig)
+{
+	const struct acpi_header *h;
+
+	assert_true(gpa >= LD_TABLES && gpa < LD_MEM);
+	h = (const struct acpi_header *)(mem + gpa);
+	assert_memory_equal(h->signature, sig, 4);
+	assert_true(gpa + h->length <= LD_MEM);
+	assert_int_equal(acpi_checksum(h, h->length), 0);
+	return h;
+}
+
+static void
+test_acpi_loader(void **state)
+{
+	struct firmware_config cfg = { .boot_fail_wait_ms = 0 };
+	static struct firmware_loader_entry cmds[64];
+	static uint8_t mem[LD_MEM];
+	struct ld_file files[4];
+	const struct acpi_fadt *fadt;
+	const struct acpi_header *xsdt, *rsdt;
+	struct acpi_rsdp rsdp;
+	struct guest_mem m;
+	struct reader r;
+	unsigned int nf = 0, i;
+	uint64_t x, v;
+	uint32_t x32;
+	int len;
+
+	(void)state;
+	assert_int_equal(guest_mem_layout(&m, 64 * MiB), 0);
+	assert_int_equal(bus_init(&r.pio, "pio"), 0);
+	r.f = fw_cfg_new(&r.pio);
+	assert_non_null(r.f);
+	assert_int_equal(firmware_fill_fw_cfg(r.f, &m, 2, &cfg), 0);
+	len = rd_file(&r, FIRMWARE_TABLE_LOADER, cmds, sizeof(cmds));
+	assert_true(len > 0 && len % 128 == 0);
+	assert_int_equal(sizeof(cmds[0]), 128);
+	memset(mem, 0xcc, sizeof(mem));
+	for (i = 0; i < (unsigned int)len / 128; i++) {
+		const struct firmware_loader_entry *e = &cmds[i];
+		struct ld_file *d, *src;
+		int n;
+
+		switch (le32toh(e->command)) {
+		case FIRMWARE_LOADER_ALLOCATE:
+			assert_true(nf < 4);
+			d = &files[nf++];
+			memcpy(d->name, e->alloc.file, FIRMWARE_LOADER_FILE);
+			if (e->alloc.zone == FIRMWARE_LOADER_ZONE_FSEG) {
+				d->gpa = LD_RSDP;
+			} else {
+				assert_int_equal(e->alloc.zone,
+						 FIRMWARE_LOADER_ZONE_HIGH);
+				d->gpa = LD_TABLES;
+			}
+			assert_int_equal(d->gpa % le32toh(e->alloc.align), 0);
+			n = rd_file(&r, d->name, mem + d->gpa,
+				    sizeof(mem) - d->gpa);
+			assert_true(n > 0);
+			d->size = (uint32_t)n;
+			break;
+		case FIRMWARE_LOADER_ADD_POINTER:
+			d = ld_find(files, nf, e->pointer.dest);
+			src = ld_find(files, nf, e->pointer.src);
+			assert_true(e->pointer.size == 4 ||
+				    e->pointer.size == 8);
+			assert_true(le32toh(e->pointer.offset) +
+				    e->pointer.size <= d->size);
+			v = 0;
+			memcpy(&v, mem + d->gpa + le32toh(e->pointer.offset),
+			       e->pointer.size);
+			/* Offsets into the source, before the loader. */
+			assert_true(v < src->size);
+			v += src->gpa;
+			memcpy(mem + d->gpa + le32toh(e->pointer.offset), &v,
+			       e->pointer.size);
+			break;
+		case FIRMWARE_LOADER_ADD_CHECKSUM:
+			d = ld_find(files, nf, e->checksum.file);
+			assert_true(le32toh(e->checksum.start) +
+				    le32toh(e->checksum.length) <= d->size);
+			assert_true(le32toh(e->checksum.offset) < d->size);
+			mem[d->gpa + le32toh(e->checksum.offset)] -=
+				acpi_checksum(mem + d->gpa +
+					      le32toh(e->checksum.start),
+					      le32toh(e->checksum.length));
+			break;
+		default:
+			fail_msg("loader command %u", le32toh(e->command));
+		}
+	}
+	assert_int_equal(nf, 2);
+
+	/* The RSDP, where an OS scans for it, and both its sums. */
+	memcpy(&rsdp, mem + LD_RSDP, sizeof(rsdp));
+	assert_memory_equal(rsdp.signature, "RSD PTR ", 8);
+	assert_int_equal(rsdp.revision, 2);
+	assert_int_equal(acpi_checksum(&rsdp, ACPI_RSDP_V1_LEN), 0);
+	assert_int_equal(acpi_checksum(&rsdp, sizeof(rsdp)), 0);
+	xsdt = ld_table(mem, rsdp.xsdt_address, "XSDT");
+	rsdt = ld_table(mem, rsdp.rsdt_address, "RSDT");
+	/* Both roots list the FADT and the MADT. */
+	assert_int_equal(xsdt->length, sizeof(*xsdt) + 16);
+	assert_int_equal(rsdt->length, sizeof(*rsdt) + 8);
+	memcpy(&x, (const uint8_t *)(xsdt + 1), 8);
+	memcpy(&x32, (const uint8_t *)(rsdt + 1), 4);
+	assert_int_equal(x, x32);
+	fadt = (const struct acpi_fadt *)ld_table(mem, x, "FACP");
+	memcpy(&x, (const uint8_t *)(xsdt + 1) + 8, 8);
+	memcpy(&x32, (const uint8_t *)(rsdt + 1) + 4, 4);
+	assert_int_equal(x, x32);
+	ld_table(mem, x, "APIC");
+	/* The FADT's DSDT, both ways, and its FACS. */
+	assert_int_equal(fadt->dsdt, fadt->x_dsdt);
+	ld_table(mem, fadt->x_dsdt, "DSDT");
+	assert_true(fadt->x_firmware_ctrl >= LD_TABLES &&
+		    fadt->x_firmware_ctrl % 64 == 0);
+	assert_memory_equal(mem + fadt->x_firmware_ctrl, "FACS", 4);
 	fw_cfg_free(r.f);
 	bus_destroy(&r.pio);
 }
@@ -478,6 +633,7 @@ main(void)
 		cmocka_unit_test(test_load_legacy),
 		cmocka_unit_test(test_e820),
 		cmocka_unit_test(test_fill_fw_cfg),
+		cmocka_unit_test(test_acpi_loader),
 		cmocka_unit_test(test_boot_tiny_bios),
 		cmocka_unit_test(test_new_errors),
 	};

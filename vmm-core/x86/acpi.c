@@ -915,95 +915,222 @@ acpi_check_config(const struct acpi_config *cfg)
 	return 0;
 }
 
-int
-acpi_build(const struct guest_mem *m, uint64_t base_gpa, uint64_t max_size,
-	   const struct acpi_config *cfg, uint64_t *ret_rsdp_gpa)
+/*
+ * Build every table into a new buffer (*ret_buf, *ret_size bytes) as if
+ * it sat at base: the RSDP first, at base. Layout in *l.
+ */
+static int
+acpi_build_buf(const struct acpi_config *cfg, uint64_t base,
+	       struct acpi_layout *l, uint8_t **ret_buf, uint64_t *ret_size)
 {
 	struct aml dsdt = { 0 };
-	struct acpi_layout l;
 	struct acpi_rsdp *rsdp;
 	struct acpi_header *h;
 	uint8_t *buf = NULL;
-	uint64_t size;
 	uint64_t xsdt_entries[ACPI_NR_ROOT_ENTRIES];
 	uint32_t rsdt_entries[ACPI_NR_ROOT_ENTRIES];
 	int r;
 
-	if (!m || !cfg)
-		return -EINVAL;
 	r = acpi_check_config(cfg);
 	if (r < 0)
 		return r;
-	if (base_gpa % 16 != 0 || base_gpa >= LAYOUT_PCI_HOLE_END)
-		return -EINVAL;
-
 	acpi_dsdt_aml(&dsdt, cfg);
 	if (dsdt.err) {
 		r = dsdt.err;
 		goto out;
 	}
-	acpi_layout(&l, base_gpa, cfg->nr_cpus, dsdt.len);
-	xsdt_entries[0] = l.fadt;
-	xsdt_entries[1] = l.madt;
-	rsdt_entries[0] = (uint32_t)l.fadt;
-	rsdt_entries[1] = (uint32_t)l.madt;
-	size = l.end - base_gpa;
-	if (size > max_size) {
-		r = -ENOSPC;
-		goto out;
-	}
+	acpi_layout(l, base, cfg->nr_cpus, dsdt.len);
+	xsdt_entries[0] = l->fadt;
+	xsdt_entries[1] = l->madt;
+	rsdt_entries[0] = (uint32_t)l->fadt;
+	rsdt_entries[1] = (uint32_t)l->madt;
 	/* The RSDT and the FADT's DSDT field hold 32-bit addresses. */
-	if (l.end > LAYOUT_PCI_HOLE_END) {
+	if (l->end > LAYOUT_PCI_HOLE_END) {
 		r = -EINVAL;
 		goto out;
 	}
-	if (!guest_mem_contains(m, base_gpa, size)) {
-		r = -EFAULT;
-		goto out;
-	}
-	buf = calloc(1, size);
+	buf = calloc(1, l->end - base);
 	if (!buf) {
 		r = -ENOMEM;
 		goto out;
 	}
-#define AT(gpa) (buf + ((gpa) - base_gpa))
+#define AT(gpa) (buf + ((gpa) - base))
 
-	h = (struct acpi_header *)AT(l.dsdt);
-	acpi_header_init(h, "DSDT", l.dsdt_len, ACPI_DSDT_REVISION);
-	memcpy(AT(l.dsdt) + sizeof(*h), dsdt.buf, dsdt.len);
+	h = (struct acpi_header *)AT(l->dsdt);
+	acpi_header_init(h, "DSDT", l->dsdt_len, ACPI_DSDT_REVISION);
+	memcpy(AT(l->dsdt) + sizeof(*h), dsdt.buf, dsdt.len);
 	acpi_header_seal(h);
 
-	acpi_fill_facs((struct acpi_facs *)AT(l.facs));
-	acpi_fill_fadt((struct acpi_fadt *)AT(l.fadt), &l);
-	acpi_fill_madt(AT(l.madt), &l, cfg->nr_cpus);
+	acpi_fill_facs((struct acpi_facs *)AT(l->facs));
+	acpi_fill_fadt((struct acpi_fadt *)AT(l->fadt), l);
+	acpi_fill_madt(AT(l->madt), l, cfg->nr_cpus);
 
 	/* The entries follow a 36-byte header: not naturally aligned. */
-	h = (struct acpi_header *)AT(l.xsdt);
-	acpi_header_init(h, "XSDT", l.xsdt_len, ACPI_XSDT_REVISION);
+	h = (struct acpi_header *)AT(l->xsdt);
+	acpi_header_init(h, "XSDT", l->xsdt_len, ACPI_XSDT_REVISION);
 	memcpy(h + 1, xsdt_entries, sizeof(xsdt_entries));
 	acpi_header_seal(h);
 
-	h = (struct acpi_header *)AT(l.rsdt);
-	acpi_header_init(h, "RSDT", l.rsdt_len, ACPI_RSDT_REVISION);
+	h = (struct acpi_header *)AT(l->rsdt);
+	acpi_header_init(h, "RSDT", l->rsdt_len, ACPI_RSDT_REVISION);
 	memcpy(h + 1, rsdt_entries, sizeof(rsdt_entries));
 	acpi_header_seal(h);
 
-	rsdp = (struct acpi_rsdp *)AT(l.rsdp);
+	rsdp = (struct acpi_rsdp *)AT(l->rsdp);
 	memcpy(rsdp->signature, "RSD PTR ", 8);
 	memcpy(rsdp->oem_id, ACPI_OEM_ID, 6);
 	rsdp->revision = 2;
-	rsdp->rsdt_address = (uint32_t)l.rsdt;
+	rsdp->rsdt_address = (uint32_t)l->rsdt;
 	rsdp->length = sizeof(*rsdp);
-	rsdp->xsdt_address = l.xsdt;
+	rsdp->xsdt_address = l->xsdt;
 	rsdp->checksum = (uint8_t)-acpi_checksum(rsdp, ACPI_RSDP_V1_LEN);
 	rsdp->extended_checksum = (uint8_t)-acpi_checksum(rsdp, sizeof(*rsdp));
 #undef AT
-
-	r = guest_mem_write(m, base_gpa, buf, size);
-	if (r == 0 && ret_rsdp_gpa)
-		*ret_rsdp_gpa = l.rsdp;
+	*ret_buf = buf;
+	*ret_size = l->end - base;
+	buf = NULL;
 out:
 	free(buf);
 	aml_free(&dsdt);
 	return r;
+}
+
+int
+acpi_build(const struct guest_mem *m, uint64_t base_gpa, uint64_t max_size,
+	   const struct acpi_config *cfg, uint64_t *ret_rsdp_gpa)
+{
+	struct acpi_layout l;
+	uint8_t *buf;
+	uint64_t size;
+	int r;
+
+	if (!m || !cfg)
+		return -EINVAL;
+	if (base_gpa % 16 != 0 || base_gpa >= LAYOUT_PCI_HOLE_END)
+		return -EINVAL;
+	r = acpi_build_buf(cfg, base_gpa, &l, &buf, &size);
+	if (r < 0)
+		return r;
+	if (size > max_size)
+		r = -ENOSPC;
+	else if (!guest_mem_contains(m, base_gpa, size))
+		r = -EFAULT;
+	else
+		r = guest_mem_write(m, base_gpa, buf, size);
+	if (r == 0 && ret_rsdp_gpa)
+		*ret_rsdp_gpa = l.rsdp;
+	free(buf);
+	return r;
+}
+
+/* Where acpi_build_blob() lays the tables out: the XSDT lands at 64. */
+#define ACPI_BLOB_BASE		16
+
+static void
+acpi_blob_ptr(struct acpi_blob *b, bool in_rsdp, size_t offset, uint8_t size)
+{
+	b->ptrs[b->nr_ptrs++] = (struct acpi_blob_ptr){
+		.in_rsdp = in_rsdp, .offset = (uint32_t)offset, .size = size,
+	};
+}
+
+static void
+acpi_blob_sum(struct acpi_blob *b, bool in_rsdp, size_t offset, size_t start,
+	      size_t length)
+{
+	b->sums[b->nr_sums++] = (struct acpi_blob_sum){
+		.in_rsdp = in_rsdp, .offset = (uint32_t)offset,
+		.start = (uint32_t)start, .length = (uint32_t)length,
+	};
+}
+
+/* Make the pointer field at p (size bytes) relative to the tables blob. */
+static void
+acpi_blob_rebase(uint8_t *p, uint8_t size, uint64_t tables)
+{
+	uint64_t v = 0;
+
+	memcpy(&v, p, size);
+	v -= tables;
+	memcpy(p, &v, size);
+}
+
+int
+acpi_build_blob(const struct acpi_config *cfg, struct acpi_blob *ret)
+{
+	struct acpi_blob b = { 0 };
+	struct acpi_layout l;
+	uint8_t *buf;
+	uint64_t size, t;
+	unsigned int i;
+	int r;
+
+	if (!cfg || !ret)
+		return -EINVAL;
+	/*
+	 * Laid out from ACPI_BLOB_BASE, so that the XSDT, where the tables
+	 * blob starts (the RSDP is a blob alone), is at 64: the loader
+	 * aligns the blob to 64 and the FACS, 64 bytes into a multiple of
+	 * 64 from it, stays aligned. A field holding address X holds X - 64
+	 * once rebased: its offset in the blob.
+	 */
+	r = acpi_build_buf(cfg, ACPI_BLOB_BASE, &l, &buf, &size);
+	if (r < 0)
+		return r;
+	t = l.xsdt;
+	if (t % ACPI_FACS_ALIGN || (l.facs - t) % ACPI_FACS_ALIGN) {
+		free(buf);
+		return -EINVAL;
+	}
+	memcpy(&b.rsdp, buf, sizeof(b.rsdp));
+	b.tables_len = size - (t - ACPI_BLOB_BASE);
+	b.tables = malloc(b.tables_len);
+	if (!b.tables) {
+		free(buf);
+		return -ENOMEM;
+	}
+	memcpy(b.tables, buf + (t - ACPI_BLOB_BASE), b.tables_len);
+	free(buf);
+
+	acpi_blob_ptr(&b, true, offsetof(struct acpi_rsdp, rsdt_address), 4);
+	acpi_blob_ptr(&b, true, offsetof(struct acpi_rsdp, xsdt_address), 8);
+	for (i = 0; i < ACPI_NR_ROOT_ENTRIES; i++) {
+		acpi_blob_ptr(&b, false, sizeof(struct acpi_header) + 8 * i, 8);
+		acpi_blob_ptr(&b, false, l.rsdt - t +
+			      sizeof(struct acpi_header) + 4 * i, 4);
+	}
+	acpi_blob_ptr(&b, false, l.fadt - t +
+		      offsetof(struct acpi_fadt, x_firmware_ctrl), 8);
+	acpi_blob_ptr(&b, false, l.fadt - t + offsetof(struct acpi_fadt, dsdt),
+		      4);
+	acpi_blob_ptr(&b, false, l.fadt - t +
+		      offsetof(struct acpi_fadt, x_dsdt), 8);
+	for (i = 0; i < b.nr_ptrs; i++)
+		acpi_blob_rebase((b.ptrs[i].in_rsdp ? (uint8_t *)&b.rsdp :
+				  b.tables) + b.ptrs[i].offset,
+				 b.ptrs[i].size, t);
+
+	/* The tables a pointer changes, and the RSDP's two sums. */
+	acpi_blob_sum(&b, false, l.xsdt - t + offsetof(struct acpi_header,
+		      checksum), l.xsdt - t, l.xsdt_len);
+	acpi_blob_sum(&b, false, l.rsdt - t + offsetof(struct acpi_header,
+		      checksum), l.rsdt - t, l.rsdt_len);
+	acpi_blob_sum(&b, false, l.fadt - t + offsetof(struct acpi_header,
+		      checksum), l.fadt - t, sizeof(struct acpi_fadt));
+	acpi_blob_sum(&b, true, offsetof(struct acpi_rsdp, checksum), 0,
+		      ACPI_RSDP_V1_LEN);
+	acpi_blob_sum(&b, true, offsetof(struct acpi_rsdp, extended_checksum),
+		      0, sizeof(struct acpi_rsdp));
+	*ret = b;
+	return 0;
+}
+
+void
+acpi_blob_release(struct acpi_blob *b)
+{
+	if (!b)
+		return;
+	free(b->tables);
+	b->tables = NULL;
+	b->tables_len = 0;
 }

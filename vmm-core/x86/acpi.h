@@ -69,6 +69,49 @@ struct acpi_rsdp {
 
 #define ACPI_RSDP_V1_LEN	20
 
+/*
+ * The tables for a firmware that places them itself, as SeaBIOS does from
+ * fw_cfg's "etc/table-loader" (x86/firmware.c): the RSDP and the other
+ * tables as two blobs, whose address fields hold offsets into the tables
+ * blob, and where those fields and the checksums they change are. The
+ * loader puts the blobs somewhere (the tables blob ACPI_FACS_ALIGN-aligned,
+ * which keeps the FACS inside aligned), adds the tables blob's address to
+ * each field and corrects each checksum byte so that its range sums to 0.
+ */
+#define ACPI_BLOB_MAX_PTRS	12
+#define ACPI_BLOB_MAX_SUMS	8
+
+struct acpi_blob_ptr {
+	bool in_rsdp;			/* in the RSDP blob, else the tables */
+	uint32_t offset;		/* of the field in its blob */
+	uint8_t size;			/* 4 or 8 bytes */
+};
+
+struct acpi_blob_sum {
+	bool in_rsdp;
+	uint32_t offset;		/* the checksum byte */
+	uint32_t start, length;		/* the range that sums to 0 */
+};
+
+struct acpi_blob {
+	struct acpi_rsdp rsdp;
+	uint8_t *tables;		/* owned */
+	size_t tables_len;
+	struct acpi_blob_ptr ptrs[ACPI_BLOB_MAX_PTRS];
+	unsigned int nr_ptrs;
+	struct acpi_blob_sum sums[ACPI_BLOB_MAX_SUMS];
+	unsigned int nr_sums;
+};
+
+/*
+ * Build the tables as blobs into *ret (ret->tables is new: give it back
+ * with acpi_blob_release()). 0; -EINVAL for a bad configuration, -ENOMEM.
+ */
+int acpi_build_blob(const struct acpi_config *cfg, struct acpi_blob *ret);
+
+/* Free what acpi_build_blob() allocated; NULL is a no-op. */
+void acpi_blob_release(struct acpi_blob *b);
+
 struct acpi_header {
 	char signature[4];
 	uint32_t length;		/* of the whole table, header included */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "x86/firmware.h"
+#include "x86/acpi.h"
 #include "dev/debugcon.h"
 #include "dev/fw_cfg.h"
 #include "log.h"
@@ -53,6 +54,82 @@ firmware_e820(const struct guest_mem *m, struct fw_cfg_e820_entry *out,
 	return m->nr_regions;
 }
 
+static void
+firmware_loader_name(char out[FIRMWARE_LOADER_FILE], bool rsdp)
+{
+	snprintf(out, FIRMWARE_LOADER_FILE, "%s",
+		 rsdp ? FIRMWARE_ACPI_RSDP : FIRMWARE_ACPI_TABLES);
+}
+
+/*
+ * The ACPI tables as fw_cfg files and the loader's commands: allocate
+ * both (the RSDP in the F segment, 16-byte aligned, as an OS scans for
+ * it), point every address field at the tables, then fix the checksums.
+ */
+static int
+firmware_add_acpi(struct fw_cfg *f, const struct guest_mem *m,
+		  unsigned int nr_cpus)
+{
+	struct firmware_loader_entry *e, *cmds = NULL;
+	struct acpi_config ac = { .nr_cpus = nr_cpus };
+	struct acpi_blob b;
+	unsigned int n = 0, i;
+	uint64_t low = 0;
+	int r;
+
+	/* SeaBIOS puts 32-bit BARs between the end of RAM below 4 GiB and
+	 * 0xFEC00000: the host bridge's window says so. */
+	for (i = 0; i < (unsigned int)m->nr_regions; i++)
+		if (m->regions[i].gpa < LAYOUT_PCI_HOLE_START &&
+		    m->regions[i].gpa + m->regions[i].size > low)
+			low = m->regions[i].gpa + m->regions[i].size;
+	ac.pci_mmio32_start = low;
+	ac.pci_mmio32_end = LAYOUT_PCI_MMIO32_END;
+	r = acpi_build_blob(&ac, &b);
+	if (r < 0)
+		return r;
+	cmds = calloc(2 + b.nr_ptrs + b.nr_sums, sizeof(*cmds));
+	if (!cmds) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		e = &cmds[n++];
+		e->command = htole32(FIRMWARE_LOADER_ALLOCATE);
+		firmware_loader_name(e->alloc.file, i == 0);
+		e->alloc.align = htole32(i == 0 ? 16 : ACPI_FACS_ALIGN);
+		e->alloc.zone = i == 0 ? FIRMWARE_LOADER_ZONE_FSEG :
+			       FIRMWARE_LOADER_ZONE_HIGH;
+	}
+	for (i = 0; i < b.nr_ptrs; i++) {
+		e = &cmds[n++];
+		e->command = htole32(FIRMWARE_LOADER_ADD_POINTER);
+		firmware_loader_name(e->pointer.dest, b.ptrs[i].in_rsdp);
+		firmware_loader_name(e->pointer.src, false);
+		e->pointer.offset = htole32(b.ptrs[i].offset);
+		e->pointer.size = b.ptrs[i].size;
+	}
+	for (i = 0; i < b.nr_sums; i++) {
+		e = &cmds[n++];
+		e->command = htole32(FIRMWARE_LOADER_ADD_CHECKSUM);
+		firmware_loader_name(e->checksum.file, b.sums[i].in_rsdp);
+		e->checksum.offset = htole32(b.sums[i].offset);
+		e->checksum.start = htole32(b.sums[i].start);
+		e->checksum.length = htole32(b.sums[i].length);
+	}
+	r = fw_cfg_add_file(f, FIRMWARE_ACPI_RSDP, &b.rsdp, sizeof(b.rsdp));
+	if (r >= 0)
+		r = fw_cfg_add_file(f, FIRMWARE_ACPI_TABLES, b.tables,
+				    (uint32_t)b.tables_len);
+	if (r >= 0)
+		r = fw_cfg_add_file(f, FIRMWARE_TABLE_LOADER, cmds,
+				    n * (uint32_t)sizeof(*cmds));
+out:
+	free(cmds);
+	acpi_blob_release(&b);
+	return r < 0 ? r : 0;
+}
+
 int
 firmware_fill_fw_cfg(struct fw_cfg *f, const struct guest_mem *m,
 		     unsigned int nr_cpus, const struct firmware_config *cfg)
@@ -83,6 +160,8 @@ firmware_fill_fw_cfg(struct fw_cfg *f, const struct guest_mem *m,
 				    sizeof(wait));
 	if (r >= 0 && cfg->serial_port)
 		r = fw_cfg_add_file(f, "etc/sercon-port", &port, sizeof(port));
+	if (r >= 0)
+		r = firmware_add_acpi(f, m, nr_cpus);
 	return r < 0 ? r : 0;
 }
 

@@ -22,9 +22,12 @@
  * What the firmware learns about the machine: the CMOS (dev/rtc.c: memory
  * sizes, CPU count), and fw_cfg (dev/fw_cfg.h) with "etc/e820" (RAM below
  * and above the PCI hole), the CPU counts, the IRQ0 override, no boot menu,
- * "etc/boot-fail-wait" and, where asked, "etc/sercon-port" so that SeaBIOS
- * writes its screen output to the serial port. Its debug log goes to the
- * debug port (dev/debugcon.h).
+ * "etc/boot-fail-wait", where asked "etc/sercon-port" so that SeaBIOS
+ * writes its screen output to the serial port, and the ACPI tables with
+ * QEMU's table loader, which SeaBIOS carries out (so that an OS it boots
+ * finds its CPUs, IOAPIC, PCI interrupt routing and power button as a
+ * directly booted kernel does). Its debug log goes to the debug port
+ * (dev/debugcon.h).
  */
 #ifndef VMM_X86_FIRMWARE_H
 #define VMM_X86_FIRMWARE_H
@@ -110,8 +113,53 @@ int firmware_e820(const struct guest_mem *m, struct fw_cfg_e820_entry *out,
 		  unsigned int max);
 
 /*
+ * QEMU's ACPI table loader ("etc/table-loader"), which SeaBIOS and OVMF
+ * carry out: 128-byte little-endian commands that place fw_cfg files in
+ * guest memory, patch pointers between them and fix checksums.
+ */
+#define FIRMWARE_LOADER_ALLOCATE	1
+#define FIRMWARE_LOADER_ADD_POINTER	2
+#define FIRMWARE_LOADER_ADD_CHECKSUM	3
+#define FIRMWARE_LOADER_ZONE_HIGH	1	/* anywhere the firmware likes */
+#define FIRMWARE_LOADER_ZONE_FSEG	2	/* 0xE0000-0xFFFFF */
+#define FIRMWARE_LOADER_FILE		56	/* name with its NUL */
+
+struct firmware_loader_entry {
+	uint32_t command;
+	union {
+		struct {
+			char file[FIRMWARE_LOADER_FILE];
+			uint32_t align;
+			uint8_t zone;
+		} __attribute__((packed)) alloc;
+		struct {
+			char dest[FIRMWARE_LOADER_FILE];
+			char src[FIRMWARE_LOADER_FILE];
+			uint32_t offset;	/* of the field in dest */
+			uint8_t size;		/* 1, 2, 4 or 8 */
+		} __attribute__((packed)) pointer;
+		struct {
+			char file[FIRMWARE_LOADER_FILE];
+			uint32_t offset;	/* the checksum byte */
+			uint32_t start;
+			uint32_t length;
+		} __attribute__((packed)) checksum;
+		uint8_t pad[124];
+	};
+} __attribute__((packed));
+
+/* The fw_cfg files of the ACPI tables and the loader's commands. */
+#define FIRMWARE_ACPI_RSDP	"etc/acpi/rsdp"
+#define FIRMWARE_ACPI_TABLES	"etc/acpi/tables"
+#define FIRMWARE_TABLE_LOADER	"etc/table-loader"
+
+/*
  * Add the items firmware_new() describes to f, for a VM with this RAM and
- * nr_cpus vCPUs. 0 or a negative errno from fw_cfg.
+ * nr_cpus vCPUs, with the ACPI tables of x86/acpi.c (the same as a
+ * direct kernel boot gets, the PCI window from the top of RAM below 4 GiB,
+ * where SeaBIOS puts BARs, to LAYOUT_PCI_MMIO32_END) for the firmware to
+ * place: the RSDP in the F segment, where an OS looks for it. 0 or a
+ * negative errno from fw_cfg or x86/acpi.c.
  */
 int firmware_fill_fw_cfg(struct fw_cfg *f, const struct guest_mem *m,
 			 unsigned int nr_cpus,
